@@ -1,0 +1,37 @@
+"""innsight for Python: feature attribution for neural networks on torch.
+
+The public API mirrors the R package innsight (with 0-based indices)::
+
+    from attribution import Converter, Gradient
+    conv = Converter(model, input_dim=(5,))
+    res = Gradient(conv, x, output_idx=[0, 1])
+    res.get_result("data.frame")
+"""
+
+from attribution.converter.converter import Converter
+from attribution.errors import UnsupportedLayerError
+from attribution.methods.gradient import ExpectedGradient, Gradient, IntegratedGradient, SmoothGrad
+from attribution.methods.torch_direct import (
+    torch_expgrad,
+    torch_grad,
+    torch_intgrad,
+    torch_smoothgrad,
+)
+from attribution.result import AttributionResult
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AttributionResult",
+    "Converter",
+    "ExpectedGradient",
+    "Gradient",
+    "IntegratedGradient",
+    "SmoothGrad",
+    "UnsupportedLayerError",
+    "__version__",
+    "torch_expgrad",
+    "torch_grad",
+    "torch_intgrad",
+    "torch_smoothgrad",
+]

@@ -1,0 +1,241 @@
+"""Converting innsight's named-list model format (a dict, or a JSON file of it).
+
+The format (innsight's ``Converter`` vignette, section "Model as named list"):
+
+- ``input_dim``: the shape of one instance, channels first (a list of shapes for several
+  input layers); ``input_names``/``output_names``/``output_dim`` are optional.
+- ``input_nodes``/``output_nodes``: the numbers of the layers that read the model inputs
+  and produce the model outputs.
+- ``layers``: a list of dicts with ``type`` and type-specific keys (``weight``, ``bias``,
+  ``activation_name``, ``stride``...), wired by ``input_layers`` and ``output_layers``.
+
+Layers are numbered from 1 as in innsight, because ``0`` in ``input_layers`` means the
+model input (and ``-1`` in ``output_layers`` the model output): a spec exported from R
+loads unchanged. Missing wiring keys get innsight's defaults, with a warning.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import attribution.layers  # noqa: F401  (registers the layer converters)
+from attribution._validation import check_input_dim
+from attribution.converter.graph import ConvertedModel, Node, Ref
+from attribution.converter.registry import SKIP, spec_builder, supported_spec_types
+from attribution.layers import Activation, ActivationLayer
+
+
+@dataclass
+class SpecModel:
+    """A converted spec with its input shapes and the names it carries (if any)."""
+
+    model: ConvertedModel
+    input_dims: list[tuple[int, ...]]
+    input_names: Any
+    output_names: Any
+
+
+def load_spec(path: str | os.PathLike) -> dict:
+    """Read a JSON file holding a model spec."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            spec = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{os.fspath(path)} is not valid JSON: {error}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{os.fspath(path)} must hold a JSON object (the model spec).")
+    return spec
+
+
+def convert_spec(spec: Mapping) -> SpecModel:
+    """Convert a spec; raises ValueError naming the layer and key of any problem."""
+    missing = [key for key in ("input_dim", "layers") if key not in spec]
+    if missing:
+        raise ValueError(
+            f"The model spec has no {' and no '.join(map(repr, missing))}: a spec needs "
+            "'input_dim' and 'layers' (innsight's named-list format)."
+        )
+    input_dims = check_input_dim(spec["input_dim"])
+    layers = list(
+        spec["layers"].values() if isinstance(spec["layers"], Mapping) else spec["layers"]
+    )
+    if not layers or not all(isinstance(layer, Mapping) for layer in layers):
+        raise ValueError("'layers' must be a non-empty list of layer dicts.")
+    input_nodes = _node_list(spec, "input_nodes", [1], len(layers))
+    output_nodes = _node_list(spec, "output_nodes", [len(layers)], len(layers))
+    if len(input_nodes) != len(input_dims):
+        raise ValueError(
+            f"'input_nodes' lists {len(input_nodes)} layers but 'input_dim' gives "
+            f"{len(input_dims)} input shapes; give one input layer per input shape."
+        )
+    wiring = _wiring(layers)
+    nodes, positions = _build_nodes(layers, wiring, input_nodes)
+    skipped = [k for k in output_nodes if k not in positions]
+    if skipped:
+        raise ValueError(f"Output layer(s) {skipped} only pass the model input through.")
+    model = ConvertedModel(nodes, len(input_dims), [positions[k] for k in output_nodes])
+    model.record_shapes(input_dims)
+    _check_dims(spec, layers, positions, model)
+    return SpecModel(model, input_dims, spec.get("input_names"), spec.get("output_names"))
+
+
+def _node_list(spec: Mapping, key: str, default: list[int], n_layers: int) -> list[int]:
+    if key not in spec:
+        warnings.warn(
+            f"The model spec has no '{key}'; assuming layer {default[0]} (innsight's "
+            "default). Set it to silence this warning.",
+            stacklevel=4,
+        )
+        return default
+    values = _int_list(spec[key], f"'{key}'")
+    for value in values:
+        if not 1 <= value <= n_layers:
+            raise ValueError(
+                f"'{key}' names layer {value}, but layers are numbered 1 to {n_layers}."
+            )
+    return values
+
+
+def _int_list(value: Any, what: str) -> list[int]:
+    values = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"{what} must be a layer number or a list of them; got {value!r}.")
+    return list(values)
+
+
+def _wiring(layers: list[Mapping]) -> list[tuple[list[int], list[int]]]:
+    """``(input_layers, output_layers)`` per layer, with innsight's defaults and warnings."""
+    n = len(layers)
+    defaulted: dict[str, list[int]] = {"input_layers": [], "output_layers": []}
+    wiring = []
+    for number, layer in enumerate(layers, start=1):
+        defaults = {
+            "input_layers": [number - 1],
+            "output_layers": [number + 1 if number < n else -1],
+        }
+        pair = []
+        for key, default in defaults.items():
+            if layer.get(key) is None:
+                defaulted[key].append(number)
+                pair.append(default)
+            else:
+                pair.append(_int_list(layer[key], f"'{key}' of layer {number}"))
+        wiring.append((pair[0], pair[1]))
+    for key, numbers in defaulted.items():
+        if numbers:
+            direction = "previous" if key == "input_layers" else "next"
+            warnings.warn(
+                f"Layer(s) {', '.join(map(str, numbers))} of the model spec have no '{key}'; "
+                f"assuming each is wired to the {direction} layer (innsight's default).",
+                stacklevel=4,
+            )
+    for number, (inputs, outputs) in enumerate(wiring, start=1):
+        for source in inputs:
+            if not 0 <= source <= n:
+                raise ValueError(
+                    f"'input_layers' of layer {number} names layer {source}, "
+                    f"but layers are numbered 1 to {n} (0 = model input)."
+                )
+        if number in defaulted["output_layers"]:
+            continue
+        for target in outputs:
+            explicit = target != -1 and target not in defaulted["input_layers"]
+            if explicit and not (1 <= target <= n and number in wiring[target - 1][0]):
+                raise ValueError(
+                    f"Layer {number} lists {target} in 'output_layers', but layer {target} "
+                    f"does not read layer {number} ('input_layers')."
+                )
+    return wiring
+
+
+def _build_nodes(layers, wiring, input_nodes) -> tuple[list[Node], dict[int, int]]:
+    """Nodes in topological order, and the node position of each layer number."""
+    env: dict[int, Ref] = {}
+    nodes: list[Node] = []
+    positions: dict[int, int] = {}
+    for number in _topological_order(wiring):
+        layer = layers[number - 1]
+        type_name = layer.get("type")
+        builder = spec_builder(type_name) if isinstance(type_name, str) else None
+        if builder is None:
+            raise ValueError(
+                f"Layer {number} has type {type_name!r}; supported types: "
+                f"{', '.join(supported_spec_types())}."
+            )
+        try:
+            built = builder(layer)
+        except (ValueError, TypeError, KeyError) as error:
+            raise ValueError(f"Layer {number} ({type_name}): {error}") from error
+        refs = []
+        for source in wiring[number - 1][0]:
+            if source == 0:
+                if number not in input_nodes:
+                    raise ValueError(
+                        f"Layer {number} reads the model input (input_layers 0) but is not "
+                        "in 'input_nodes'."
+                    )
+                refs.append(Ref("input", input_nodes.index(number)))
+            else:
+                refs.append(env[source])
+        if built is SKIP:
+            env[number] = refs[0]
+            if refs[0].kind == "layer":
+                positions[number] = refs[0].index
+            continue
+        built = ActivationLayer(built) if isinstance(built, Activation) else built
+        nodes.append(Node(built, tuple(refs), f"layer {number} ({type_name})", str(number)))
+        env[number] = Ref("layer", len(nodes) - 1)
+        positions[number] = len(nodes) - 1
+    return nodes, positions
+
+
+def _topological_order(wiring: list[tuple[list[int], list[int]]]) -> list[int]:
+    remaining = {
+        number: {s for s in inputs if s} for number, (inputs, _) in enumerate(wiring, start=1)
+    }
+    order: list[int] = []
+    while remaining:
+        ready = sorted(number for number, sources in remaining.items() if not sources)
+        if not ready:
+            raise ValueError(
+                f"The layers {sorted(remaining)} of the model spec form a cycle through "
+                "their 'input_layers'."
+            )
+        for number in ready:
+            del remaining[number]
+            for sources in remaining.values():
+                sources.discard(number)
+        order += ready
+    return order
+
+
+def _check_dims(spec: Mapping, layers, positions: dict[int, int], model: ConvertedModel):
+    for number, layer in enumerate(layers, start=1):
+        if number not in positions:
+            continue
+        node = model.nodes[positions[number]]
+        for key, actual in (("dim_in", node.in_dims), ("dim_out", [node.out_dim])):
+            if layer.get(key) is None:
+                continue
+            given = check_input_dim(layer[key])
+            if given != actual:
+                raise ValueError(
+                    f"Layer {number} ({layer['type']}) has {key} {_shapes(given)}, but with "
+                    f"its weights it computes {_shapes(actual)}."
+                )
+    if spec.get("output_dim") is not None:
+        given = check_input_dim(spec["output_dim"])
+        actual = [model.nodes[i].out_dim for i in model.output_nodes]
+        if given != actual:
+            raise ValueError(
+                f"'output_dim' is {_shapes(given)}, but the model computes {_shapes(actual)}."
+            )
+
+
+def _shapes(dims: list[tuple[int, ...]]) -> str:
+    return ", ".join("(" + ", ".join(map(str, dim)) + ")" for dim in dims)

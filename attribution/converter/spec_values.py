@@ -1,0 +1,46 @@
+"""Reading typed values out of one layer of innsight's named-list model format."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def spec_tensor(
+    spec: dict, key: str, *, ndim: int, length: int | None = None, required: bool = True
+) -> Tensor | None:
+    """The float64 tensor under ``key`` with ``ndim`` axes (and ``length`` entries on axis 0)."""
+    if spec.get(key) is None:
+        if required:
+            raise ValueError(f"the key '{key}' is missing.")
+        return None
+    try:
+        value = torch.as_tensor(np.asarray(spec[key], dtype=np.float64))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"'{key}' must be numeric (nested lists or an array): {error}") from None
+    if value.ndim == 0 and ndim == 1:
+        value = value.reshape(1)
+    if value.ndim != ndim:
+        raise ValueError(f"'{key}' must have {ndim} axes; got shape {tuple(value.shape)}.")
+    if length is not None and value.shape[0] != length:
+        raise ValueError(f"'{key}' must have {length} entries; got {value.shape[0]}.")
+    return value
+
+
+def spec_ints(
+    spec: dict, key: str, default: Sequence[int] | int | None, lengths: Sequence[int]
+) -> tuple:
+    """The integers under ``key`` (or ``default``; None: required), of a length in ``lengths``."""
+    value = spec.get(key, default)
+    if value is None:
+        raise ValueError(f"the key '{key}' is missing.")
+    values = np.atleast_1d(np.asarray(value))
+    if values.ndim != 1 or not np.issubdtype(values.dtype, np.number) or np.any(values % 1):
+        raise ValueError(f"'{key}' must be an integer or a vector of integers; got {value!r}.")
+    if len(values) not in lengths:
+        allowed = " or ".join(map(str, lengths))
+        raise ValueError(f"'{key}' must have length {allowed}; got {len(values)}.")
+    return tuple(int(v) for v in values)

@@ -1,0 +1,136 @@
+"""Convolutional layers (1D signals and 2D images)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attribution.converter.registry import Call, register_module, register_spec
+from attribution.converter.spec_values import spec_ints, spec_tensor
+from attribution.layers.activation import Activation
+from attribution.layers.base import Layer
+
+
+class ConvLayer(Layer):
+    """A convolution over ``n_spatial`` axes of channels-first inputs.
+
+    Parameters
+    ----------
+    weight : Tensor of shape (out_channels, in_channels / groups, *kernel_size)
+    bias : Tensor of shape (out_channels,), default=None
+    stride, dilation : tuple of int, one per spatial axis
+    padding : tuple of int, default=zeros
+        Padding in ``torch.nn.functional.pad`` order: ``(left, right)`` for 1D,
+        ``(left, right, top, bottom)`` for 2D (innsight's order). It may be asymmetric.
+    padding_mode : {"zeros", "reflect", "replicate", "circular"}, default="zeros"
+    groups : int, default=1
+    activation : Activation, default=None
+    """
+
+    fuses_activation = True
+    n_spatial: ClassVar[int]
+    _convolve: ClassVar[Callable[..., Tensor]]
+
+    def __init__(
+        self,
+        weight: Tensor,
+        bias: Tensor | None = None,
+        *,
+        stride: Sequence[int],
+        padding: Sequence[int],
+        dilation: Sequence[int],
+        padding_mode: str = "zeros",
+        groups: int = 1,
+        activation: Activation | None = None,
+    ) -> None:
+        super().__init__(activation)
+        self._buffer("weight", weight)
+        self._buffer("bias", bias)
+        self.stride = tuple(stride)
+        self.padding = tuple(padding)
+        self.dilation = tuple(dilation)
+        self.padding_mode = padding_mode
+        self.groups = groups
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The convolution, padding first where it is asymmetric or not zeros."""
+        starts, ends = self.padding[0::2][::-1], self.padding[1::2][::-1]
+        if starts == ends and self.padding_mode == "zeros":
+            padding = starts
+        else:
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            x, padding = F.pad(x, self.padding, mode=mode), 0
+        convolve = type(self)._convolve
+        return convolve(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+
+
+class Conv1DLayer(ConvLayer):
+    """1D convolution on ``(batch, channels, length)``."""
+
+    type_name = "Conv1D_Layer"
+    n_spatial = 1
+    _convolve = F.conv1d
+
+
+class Conv2DLayer(ConvLayer):
+    """2D convolution on ``(batch, channels, height, width)``."""
+
+    type_name = "Conv2D_Layer"
+    n_spatial = 2
+    _convolve = F.conv2d
+
+
+def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
+    """torch's ``padding="same"`` in ``F.pad`` order (the odd pixel goes right/bottom)."""
+    padding: list[int] = []
+    for k, d in zip(reversed(kernel_size), reversed(dilation), strict=True):
+        total = d * (k - 1)
+        padding += [total // 2, total - total // 2]
+    return tuple(padding)
+
+
+@register_module(nn.Conv1d, nn.Conv2d)
+def _from_torch(call: Call) -> ConvLayer:
+    module = call.module
+    layer_type = Conv1DLayer if isinstance(module, nn.Conv1d) else Conv2DLayer
+    if module.padding == "same":
+        padding = same_padding(module.kernel_size, module.dilation)
+    elif module.padding == "valid":
+        padding = (0,) * (2 * layer_type.n_spatial)
+    else:
+        padding = tuple(p for p in reversed(module.padding) for _ in range(2))
+    return layer_type(
+        module.weight,
+        module.bias,
+        stride=module.stride,
+        padding=padding,
+        dilation=module.dilation,
+        padding_mode=module.padding_mode,
+        groups=module.groups,
+    )
+
+
+@register_spec("Conv1D", "Conv2D")
+def _from_spec(spec: dict) -> ConvLayer:
+    layer_type = Conv1DLayer if spec["type"] == "Conv1D" else Conv2DLayer
+    n = layer_type.n_spatial
+    weight = spec_tensor(spec, "weight", ndim=n + 2)
+    bias = spec_tensor(spec, "bias", ndim=1, length=weight.shape[0], required=False)
+    stride = spec_ints(spec, "stride", 1, lengths=(1, n))
+    dilation = spec_ints(spec, "dilation", 1, lengths=(1, n))
+    padding = spec_ints(spec, "padding", 0, lengths=(1, 2) if n == 1 else (1, 2, 4))
+    if len(padding) == 1:
+        padding = padding * 2 * n
+    elif n == 2 and len(padding) == 2:  # (left/right, top/bottom)
+        padding = (padding[0], padding[0], padding[1], padding[1])
+    return layer_type(
+        weight,
+        bias,
+        stride=stride * n if len(stride) == 1 else stride,
+        padding=padding,
+        dilation=dilation * n if len(dilation) == 1 else dilation,
+        activation=Activation(spec.get("activation_name", "linear")),
+    )

@@ -1,0 +1,70 @@
+"""Layers with several inputs: addition (residual connections) and concatenation."""
+
+from __future__ import annotations
+
+import operator
+
+import torch
+from torch import Tensor
+
+from attribution.converter.registry import Call, register_function, register_spec
+from attribution.layers._axes import batched_dim, instance_dim
+from attribution.layers.base import Layer
+
+
+class AddLayer(Layer):
+    """The element-wise sum of its inputs (all of the same shape)."""
+
+    type_name = "Add_Layer"
+
+    def preactivation(self, *inputs: Tensor) -> Tensor:
+        """The sum of the inputs."""
+        return torch.stack(inputs).sum(0) if len(inputs) > 2 else inputs[0] + inputs[1]
+
+
+class ConcatenateLayer(Layer):
+    """Concatenation of its inputs along ``axis`` (an axis of one instance, 0 = channels)."""
+
+    type_name = "Concatenate_Layer"
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = axis
+
+    def preactivation(self, *inputs: Tensor) -> Tensor:
+        """The concatenated inputs."""
+        return torch.cat(inputs, dim=batched_dim(self.axis))
+
+
+@register_function(operator.add, operator.iadd, torch.add, "method:add")
+def _add(call: Call) -> AddLayer:
+    if len(call.in_shapes) != 2 or len(call.args) != 2:
+        raise ValueError(
+            f"'{call.name}' adds a constant to a tensor; only sums of two tensors (e.g. "
+            "residual connections) are supported."
+        )
+    if call.kwargs.get("alpha", 1) != 1:
+        raise ValueError(f"'{call.name}' uses alpha={call.kwargs['alpha']}; only alpha=1.")
+    if call.in_shapes[0] != call.in_shapes[1]:
+        raise ValueError(
+            f"'{call.name}' adds tensors of shapes {call.in_shapes[0]} and {call.in_shapes[1]} "
+            "by broadcasting; only tensors of equal shape can be added."
+        )
+    return AddLayer()
+
+
+@register_function(torch.cat, torch.concat, torch.concatenate)
+def _concatenate(call: Call) -> ConcatenateLayer:
+    dim = call.kwargs.get("dim", call.kwargs.get("axis", 0))
+    return ConcatenateLayer(instance_dim(dim, len(call.in_shape) + 1))
+
+
+@register_spec("Add")
+def _add_from_spec(spec: dict) -> AddLayer:
+    return AddLayer()
+
+
+@register_spec("Concatenate")
+def _concatenate_from_spec(spec: dict) -> ConcatenateLayer:
+    axis = int(spec.get("axis", -1))
+    return ConcatenateLayer(axis - 2 if axis > 0 else axis)

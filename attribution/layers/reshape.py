@@ -1,0 +1,158 @@
+"""Layers that move values without mixing them: flatten, padding, and skipped calls."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attribution.converter.registry import (
+    SKIP,
+    Call,
+    register_function,
+    register_module,
+    register_spec,
+)
+from attribution.converter.spec_values import spec_ints
+from attribution.layers._axes import batched_dim, instance_dim
+from attribution.layers.base import Layer
+
+
+class FlattenLayer(Layer):
+    """Flatten the axes ``start_dim..end_dim`` of one instance (0 = first axis after batch).
+
+    Parameters
+    ----------
+    start_dim, end_dim : int, default=0, -1
+    channels_last : bool, default=False
+        Move the channel axis last before flattening, for models whose dense weights expect
+        channels-last order (Keras). The order is stored with the model, so it does not
+        depend on the ``channels_first`` flag of a method call (unlike innsight).
+    """
+
+    type_name = "Flatten_Layer"
+
+    def __init__(self, start_dim: int = 0, end_dim: int = -1, channels_last: bool = False):
+        super().__init__()
+        self.start_dim, self.end_dim, self.channels_last = start_dim, end_dim, channels_last
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The flattened input."""
+        if self.channels_last:
+            x = x.movedim(1, -1)
+        return torch.flatten(x, batched_dim(self.start_dim), batched_dim(self.end_dim))
+
+
+class PaddingLayer(Layer):
+    """Pad the spatial axes.
+
+    Parameters
+    ----------
+    padding : tuple of int
+        In ``torch.nn.functional.pad`` order, e.g. ``(left, right, top, bottom)``.
+    mode : {"constant", "reflect", "replicate", "circular"}, default="constant"
+    value : float, default=0
+    """
+
+    type_name = "Padding_Layer"
+
+    def __init__(self, padding: Sequence[int], mode: str = "constant", value: float = 0.0):
+        super().__init__()
+        self.padding, self.mode, self.value = tuple(padding), mode, float(value or 0.0)
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The padded input."""
+        value = self.value if self.mode == "constant" else None
+        return F.pad(x, self.padding, mode=self.mode, value=value)
+
+
+# --- torch modules and functions -------------------------------------------------------------
+
+
+@register_module(nn.Flatten)
+def _flatten_module(call: Call) -> FlattenLayer:
+    rank = len(call.in_shape) + 1
+    return FlattenLayer(
+        instance_dim(call.module.start_dim, rank), instance_dim(call.module.end_dim, rank)
+    )
+
+
+@register_function(torch.flatten, "method:flatten")
+def _flatten_function(call: Call) -> FlattenLayer:
+    rank = len(call.in_shape) + 1
+    start = instance_dim(call.kwargs.get("start_dim", 0), rank)
+    return FlattenLayer(start, instance_dim(call.kwargs.get("end_dim", -1), rank))
+
+
+@register_function(torch.reshape, "method:view", "method:reshape")
+def _reshape(call: Call) -> FlattenLayer | object:
+    if call.out_shape == call.in_shape:
+        return SKIP
+    if call.out_shape == (math.prod(call.in_shape),):
+        return FlattenLayer()
+    raise ValueError(
+        f"'{call.name}' reshapes (batch, {', '.join(map(str, call.in_shape))}) to (batch, "
+        f"{', '.join(map(str, call.out_shape))}); only reshapes to a flat (batch, features) "
+        "tensor are supported."
+    )
+
+
+_PAD_MODES = {
+    nn.ZeroPad1d: "constant",
+    nn.ZeroPad2d: "constant",
+    nn.ConstantPad1d: "constant",
+    nn.ConstantPad2d: "constant",
+    nn.ReflectionPad1d: "reflect",
+    nn.ReflectionPad2d: "reflect",
+    nn.ReplicationPad1d: "replicate",
+    nn.ReplicationPad2d: "replicate",
+    nn.CircularPad1d: "circular",
+    nn.CircularPad2d: "circular",
+}
+
+
+@register_module(*_PAD_MODES)
+def _pad_module(call: Call) -> PaddingLayer:
+    mode = next(mode for cls, mode in _PAD_MODES.items() if isinstance(call.module, cls))
+    return PaddingLayer(call.module.padding, mode, getattr(call.module, "value", 0.0))
+
+
+@register_function(F.pad)
+def _pad_function(call: Call) -> PaddingLayer:
+    return PaddingLayer(
+        call.kwargs["pad"], call.kwargs.get("mode", "constant"), call.kwargs.get("value")
+    )
+
+
+@register_module(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
+@register_function(F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout, "method:contiguous")
+def _skip(call: Call) -> object:
+    return SKIP
+
+
+# --- innsight's named-list format --------------------------------------------------------------
+
+
+@register_spec("Flatten")
+def _flatten_from_spec(spec: dict) -> FlattenLayer:
+    start, end = int(spec.get("start_dim", 2)), int(spec.get("end_dim", -1))
+    return FlattenLayer(start - 2 if start > 0 else start, end - 2 if end > 0 else end)
+
+
+@register_spec("Padding")
+def _padding_from_spec(spec: dict) -> PaddingLayer:
+    padding = spec_ints(spec, "padding", None, lengths=(2, 4))
+    mode = spec.get("mode", "constant")
+    if mode not in ("constant", "reflect", "replicate", "circular"):
+        raise ValueError(
+            f"'mode' must be one of 'constant', 'reflect', 'replicate', 'circular'; got {mode!r}."
+        )
+    return PaddingLayer(padding, mode, spec.get("value", 0.0))
+
+
+@register_spec("Skipping")
+def _skipping_from_spec(spec: dict) -> object:
+    return SKIP
