@@ -90,7 +90,7 @@ def _as_tensor(value: Any, where: str) -> Tensor:
         if isinstance(value, (pd.DataFrame, pd.Series)):
             value = value.to_numpy()
         try:
-            array = np.asarray(value, dtype=np.float64)
+            array = np.array(value, dtype=np.float64)  # a writable copy
         except (TypeError, ValueError) as error:
             raise TypeError(
                 f"{where} must be numeric (a numpy array, pandas DataFrame, torch tensor or "
