@@ -9,7 +9,12 @@ from typing import Any
 
 from torch import nn
 
-from attribution._names import AXIS_TITLES, resolve_input_names, resolve_output_names
+from attribution._names import (
+    AXIS_TITLES,
+    check_rank,
+    resolve_input_names,
+    resolve_output_names,
+)
 from attribution._validation import DType, check_dtype, check_input_dim
 from attribution.converter.graph import ConvertedModel
 from attribution.converter.spec import convert_spec, load_spec
@@ -107,14 +112,14 @@ class Converter:
                     "instance without the batch axis, channels first, e.g. input_dim=(3, 32, "
                     "32) (a list of shapes for several inputs)."
                 )
+            for number, dim in enumerate(dims, start=1):
+                check_rank(dim, f"input layer {number}")
             converted = convert_torch(model, dims)
         else:
             raise TypeError(
                 "model must be a torch.nn.Module, a dict in innsight's named-list format, or "
                 f"the path of a .json file; got {type(model).__name__}."
             )
-        for dim in dims:
-            resolve_input_names(None, [dim])  # checks the number of axes
         self.model: ConvertedModel = converted.to(torch_dtype)
         self.dtype = dtype
         self.input_dim = dims

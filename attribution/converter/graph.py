@@ -88,11 +88,13 @@ class ConvertedModel(nn.Module):
         self.n_inputs = n_inputs
         self.output_nodes = list(output_nodes)
         self._last_use = _last_uses(nodes, self.output_nodes)
+        # follows ``.to(...)`` like the weights, also in graphs without any weights
+        self.register_buffer("_precision", torch.empty(0, dtype=torch.float64), persistent=False)
 
     @property
     def dtype(self) -> torch.dtype:
-        """The floating point type of the weights."""
-        return next((b.dtype for b in self.buffers()), torch.float64)
+        """The floating point type of the weights (float64 until cast with ``.to``)."""
+        return self._precision.dtype
 
     def record_shapes(self, input_dims: Sequence[tuple[int, ...]]) -> None:
         """Run one random instance and store every node's input and output shapes.

@@ -30,15 +30,14 @@ SKIP = object()
 class Call:
     """One call of a module, function or spec layer, as the builders see it.
 
-    Shapes are per instance: without the batch axis. ``args`` are the positional
-    arguments as called; ``kwargs`` holds all arguments by parameter name where the
+    Shapes are per instance: without the batch axis; ``in_shapes`` has one entry per tensor
+    argument, in call order. ``kwargs`` holds all arguments by parameter name where the
     signature is known, else the keyword arguments as called.
     """
 
     in_shapes: list[tuple[int, ...]]
     out_shape: tuple[int, ...] | None = None
     module: nn.Module | None = None
-    args: tuple = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
 

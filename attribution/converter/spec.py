@@ -24,10 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import attribution.layers  # noqa: F401  (registers the layer converters)
+from attribution._names import check_rank
 from attribution._validation import check_input_dim
 from attribution.converter.graph import ConvertedModel, Node, Ref
 from attribution.converter.registry import SKIP, spec_builder, supported_spec_types
 from attribution.layers import Activation, ActivationLayer
+
+_WEIGHT_LAYOUTS = (
+    "Weights are laid out as in torch: 'Dense' (out_features, in_features), 'Conv1D' "
+    "(out_channels, in_channels, kernel_length), 'Conv2D' (out_channels, in_channels, "
+    "kernel_height, kernel_width); check this layer's 'weight', its 'input_layers' and the "
+    "spec's 'input_dim' (channels first)."
+)
 
 
 @dataclass
@@ -61,6 +69,8 @@ def convert_spec(spec: Mapping) -> SpecModel:
             "'input_dim' and 'layers' (innsight's named-list format)."
         )
     input_dims = check_input_dim(spec["input_dim"])
+    for number, dim in enumerate(input_dims, start=1):
+        check_rank(dim, f"input layer {number} of the model spec")
     layers = list(
         spec["layers"].values() if isinstance(spec["layers"], Mapping) else spec["layers"]
     )
@@ -74,13 +84,27 @@ def convert_spec(spec: Mapping) -> SpecModel:
             f"{len(input_dims)} input shapes; give one input layer per input shape."
         )
     wiring = _wiring(layers)
-    nodes, positions = _build_nodes(layers, wiring, input_nodes)
-    skipped = [k for k in output_nodes if k not in positions]
-    if skipped:
-        raise ValueError(f"Output layer(s) {skipped} only pass the model input through.")
-    model = ConvertedModel(nodes, len(input_dims), [positions[k] for k in output_nodes])
-    model.record_shapes(input_dims)
-    _check_dims(spec, layers, positions, model)
+    nodes, sources = _build_nodes(layers, wiring, input_nodes)
+    passed = [k for k in output_nodes if sources[k].kind == "input"]
+    if passed:
+        raise ValueError(
+            f"Output layer(s) {passed} only pass the model input through ('Skipping' layers): "
+            "an output layer must compute something."
+        )
+    model = ConvertedModel(nodes, len(input_dims), [sources[k].index for k in output_nodes])
+    try:
+        model.record_shapes(input_dims)
+    except ValueError as error:
+        raise ValueError(f"{error}. {_WEIGHT_LAYOUTS}") from error
+    _check_dims(spec, layers, sources, model, input_dims)
+    for number in output_nodes:
+        out_dim = model.nodes[sources[number].index].out_dim
+        if len(out_dim) != 1:
+            raise ValueError(
+                f"Output layer {number} computes shape (batch, {', '.join(map(str, out_dim))}); "
+                "outputs must have shape (batch, n) as in innsight: end it with a 'Flatten' or "
+                "'GlobalPooling' layer."
+            )
     return SpecModel(model, input_dims, spec.get("input_names"), spec.get("output_names"))
 
 
@@ -153,11 +177,14 @@ def _wiring(layers: list[Mapping]) -> list[tuple[list[int], list[int]]]:
     return wiring
 
 
-def _build_nodes(layers, wiring, input_nodes) -> tuple[list[Node], dict[int, int]]:
-    """Nodes in topological order, and the node position of each layer number."""
+def _build_nodes(layers, wiring, input_nodes) -> tuple[list[Node], dict[int, Ref]]:
+    """Nodes in topological order, and where the output of each layer number comes from.
+
+    That is the layer's own node, or for a 'Skipping' layer the node (or model input) it
+    passes through.
+    """
     env: dict[int, Ref] = {}
     nodes: list[Node] = []
-    positions: dict[int, int] = {}
     for number in _topological_order(wiring):
         layer = layers[number - 1]
         type_name = layer.get("type")
@@ -169,7 +196,9 @@ def _build_nodes(layers, wiring, input_nodes) -> tuple[list[Node], dict[int, int
             )
         try:
             built = builder(layer)
-        except (ValueError, TypeError, KeyError) as error:
+        except KeyError as error:
+            raise ValueError(f"Layer {number} ({type_name}): the key {error} is missing.") from None
+        except (ValueError, TypeError) as error:
             raise ValueError(f"Layer {number} ({type_name}): {error}") from error
         refs = []
         for source in wiring[number - 1][0]:
@@ -184,14 +213,11 @@ def _build_nodes(layers, wiring, input_nodes) -> tuple[list[Node], dict[int, int
                 refs.append(env[source])
         if built is SKIP:
             env[number] = refs[0]
-            if refs[0].kind == "layer":
-                positions[number] = refs[0].index
             continue
         built = ActivationLayer(built) if isinstance(built, Activation) else built
         nodes.append(Node(built, tuple(refs), f"layer {number} ({type_name})", str(number)))
         env[number] = Ref("layer", len(nodes) - 1)
-        positions[number] = len(nodes) - 1
-    return nodes, positions
+    return nodes, env
 
 
 def _topological_order(wiring: list[tuple[list[int], list[int]]]) -> list[int]:
@@ -214,19 +240,30 @@ def _topological_order(wiring: list[tuple[list[int], list[int]]]) -> list[int]:
     return order
 
 
-def _check_dims(spec: Mapping, layers, positions: dict[int, int], model: ConvertedModel):
+def _check_dims(
+    spec: Mapping,
+    layers: list[Mapping],
+    sources: dict[int, Ref],
+    model: ConvertedModel,
+    input_dims: list[tuple[int, ...]],
+) -> None:
+    """Compare the optional ``dim_in``/``dim_out``/``output_dim`` with the computed shapes.
+
+    A 'Skipping' layer has its source's output shape as input and output shape.
+    """
     for number, layer in enumerate(layers, start=1):
-        if number not in positions:
-            continue
-        node = model.nodes[positions[number]]
-        for key, actual in (("dim_in", node.in_dims), ("dim_out", [node.out_dim])):
+        source = sources[number]
+        node = model.nodes[source.index] if source.kind == "layer" else None
+        out_dim = input_dims[source.index] if node is None else node.out_dim
+        in_dims = node.in_dims if node is not None and node.key == str(number) else [out_dim]
+        for key, actual in (("dim_in", in_dims), ("dim_out", [out_dim])):
             if layer.get(key) is None:
                 continue
             given = check_input_dim(layer[key])
             if given != actual:
                 raise ValueError(
-                    f"Layer {number} ({layer['type']}) has {key} {_shapes(given)}, but with "
-                    f"its weights it computes {_shapes(actual)}."
+                    f"Layer {number} ({layer['type']}) has {key} {_shapes(given)}, but the "
+                    f"model computes {_shapes(actual)} there: check its weights and wiring."
                 )
     if spec.get("output_dim") is not None:
         given = check_input_dim(spec["output_dim"])

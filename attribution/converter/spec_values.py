@@ -44,3 +44,21 @@ def spec_ints(
         allowed = " or ".join(map(str, lengths))
         raise ValueError(f"'{key}' must have length {allowed}; got {len(values)}.")
     return tuple(int(v) for v in values)
+
+
+def spec_axis(spec: dict, key: str, default: int) -> int:
+    """The axis under ``key`` as an axis of one instance (0 = channels).
+
+    The spec counts axes from 1 with the batch axis first, as innsight does (2 = the first
+    axis after the batch); negative values count from the end.
+    """
+    value = spec.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"'{key}' must be an integer axis; got {value!r}.")
+    if value in (0, 1):
+        raise ValueError(
+            f"'{key}' is {value}, but axes count from 1 with the batch axis first, and the "
+            "batch axis cannot be used: give 2 for the first axis after the batch, or -1 for "
+            "the last."
+        )
+    return int(value) - 2 if value > 0 else int(value)

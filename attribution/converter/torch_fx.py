@@ -3,8 +3,8 @@
 The model is traced symbolically (modules the registry knows are kept as leaves, so
 subclasses of supported modules are converted as such), run once on a random float64
 input while every intermediate value is recorded, and mapped node by node onto layers.
-Finally the converted graph is run on the same input and compared with the recorded
-values layer by layer, so a mismatch names the first layer that diverges.
+Finally every converted layer is run on the recorded values of its inputs and compared
+with its recorded output, so a mismatch names the first layer that diverges.
 """
 
 from __future__ import annotations
@@ -49,16 +49,16 @@ class _Tracer(fx.Tracer):
 
 def infer_input_dim(model: nn.Module) -> list[tuple[int, ...]] | None:
     """The input shapes if every input goes straight into an ``nn.Linear``, else None."""
-    graph = _trace(model).graph
+    traced = _trace(model)
     dims = []
-    for node in graph.nodes:
+    for node in traced.graph.nodes:
         if node.op != "placeholder":
             continue
         users = list(node.users)
         first = users[0] if len(users) == 1 else None
         module = (
-            model.get_submodule(first.target)
-            if first is not None and first.op == ("call_module")
+            traced.get_submodule(first.target)
+            if first is not None and first.op == "call_module"
             else None
         )
         if not isinstance(module, nn.Linear):
@@ -81,7 +81,7 @@ def convert_torch(model: nn.Module, input_dims: Sequence[tuple[int, ...]]) -> Co
             "silence this warning.",
             stacklevel=3,
         )
-    reference = copy.deepcopy(_trace(model)).eval().double()
+    reference = _trace(copy.deepcopy(model).eval().double())
     example = [torch.randn(_EXAMPLE_BATCH, *dim, dtype=torch.float64) for dim in input_dims]
     values = _record(reference, example, input_dims)
     nodes, output_nodes = _build_nodes(reference, values)
@@ -93,8 +93,8 @@ def convert_torch(model: nn.Module, input_dims: Sequence[tuple[int, ...]]) -> Co
 
 
 def _trace(model: nn.Module) -> fx.GraphModule:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
+    if module_builder(model) is not None:  # a single supported module: trace it as a leaf
+        model = nn.Sequential(model)
     tracer = _Tracer()
     try:
         graph = tracer.trace(model)
@@ -116,7 +116,8 @@ class _Recorder(fx.Interpreter):
 
     def run_node(self, node: fx.Node) -> Any:
         value = super().run_node(node)
-        self.values[node.name] = value
+        # a copy: later in-place operations (ReLU(inplace=True)) must not change it
+        self.values[node.name] = value.clone() if isinstance(value, Tensor) else value
         return value
 
 
@@ -127,8 +128,9 @@ def _record(module: fx.GraphModule, example: list[Tensor], dims) -> dict[str, An
         with torch.no_grad():
             recorder.run(*example)
     except Exception as error:
+        reason = str(error).split("\n\nWhile executing")[0]  # without torch.fx's node dump
         raise ValueError(
-            f"Running the model on random input of shape {shapes} failed: {error}. Check "
+            f"Running the model on random input of shape {shapes} failed: {reason}. Check "
             "input_dim: one shape per model input, channels first, without the batch axis."
         ) from error
     return recorder.values
@@ -147,49 +149,81 @@ def _build_nodes(module: fx.GraphModule, values: dict[str, Any]) -> tuple[list[N
         elif fx_node.op == "output":
             result = fx_node.args[0]
             outputs = list(result) if isinstance(result, (tuple, list)) else [result]
-        elif not isinstance(value, Tensor) or fx_node.op == "get_attr":
+        elif fx_node.op == "get_attr" or (
+            not isinstance(value, Tensor) and not _is_unsupported_call(fx_node, value)
+        ):
             env[fx_node.name] = None  # sizes, shapes and constants
         else:
             env[fx_node.name] = _convert_node(module, fx_node, values, env, nodes)
     return nodes, _output_positions(outputs, env, values)
 
 
+def _is_unsupported_call(fx_node: fx.Node, value: Any) -> bool:
+    """Whether a call without a tensor result must still be reported as unconvertible.
+
+    True for module calls (``nn.LSTM`` returns a tuple) and for calls returning several
+    tensors (``torch.split``); sizes and shapes are fine, they hold no tensors.
+    """
+    if fx_node.op == "call_module":
+        return True
+    return isinstance(value, (tuple, list)) and any(isinstance(v, Tensor) for v in value)
+
+
+def _tensor_inputs(fx_node: fx.Node, values: dict[str, Any]) -> list[fx.Node]:
+    """The arguments of ``fx_node`` holding tensors, in call order, repeats included."""
+    inputs: list[fx.Node] = []
+
+    def collect(node: fx.Node) -> fx.Node:
+        if isinstance(values[node.name], Tensor):
+            inputs.append(node)
+        return node
+
+    fx.node.map_arg((fx_node.args, fx_node.kwargs), collect)
+    return inputs
+
+
 def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> Ref:
-    origin, type_name, builder = _describe(module, fx_node)
-    inputs = [n for n in fx_node.all_input_nodes if isinstance(values[n.name], Tensor)]
+    origin, path, type_name, builder = _describe(module, fx_node)
+    value = values[fx_node.name]
+    if builder is None:
+        raise UnsupportedLayerError(
+            f"Cannot convert {origin}: {type_name} is not supported. Supported modules: "
+            f"{', '.join(supported_modules())}. Supported functions: "
+            f"{', '.join(supported_functions())}. " + _TORCH_FUNCTIONS_HINT,
+            path=path,
+            type_name=type_name,
+        )
+    if not isinstance(value, Tensor):
+        raise UnsupportedLayerError(
+            f"Cannot convert {origin}: it returns a {type(value).__name__}, not one tensor. "
+            + _TORCH_FUNCTIONS_HINT,
+            path=path,
+            type_name=type_name,
+        )
+    inputs = _tensor_inputs(fx_node, values)
     for n in inputs:
         if env[n.name] is None:
             raise UnsupportedLayerError(
                 f"Cannot convert {origin}: it uses the tensor constant '{n.target}'. Only "
                 "operations between the model's inputs and its layers can be converted. "
                 + _TORCH_FUNCTIONS_HINT,
-                path=str(fx_node.target),
+                path=path,
                 type_name=type_name,
             )
-    value = values[fx_node.name]
     if not value.is_floating_point() or value.ndim == 0 or value.shape[0] != _EXAMPLE_BATCH:
         raise UnsupportedLayerError(
             f"Cannot convert {origin}: it returns a tensor of shape {tuple(value.shape)} and "
             f"type {value.dtype}, not a float tensor with the batch on the first axis. "
             + _TORCH_FUNCTIONS_HINT,
-            path=str(fx_node.target),
-            type_name=type_name,
-        )
-    if builder is None:
-        raise UnsupportedLayerError(
-            f"Cannot convert {origin}: {type_name} is not supported. Supported modules: "
-            f"{', '.join(supported_modules())}. Supported functions: "
-            f"{', '.join(supported_functions())}. " + _TORCH_FUNCTIONS_HINT,
-            path=str(fx_node.target),
+            path=path,
             type_name=type_name,
         )
     call = Call(
         in_shapes=[tuple(values[n.name].shape[1:]) for n in inputs],
         out_shape=tuple(value.shape[1:]),
         module=module.get_submodule(fx_node.target) if fx_node.op == "call_module" else None,
-        args=fx.node.map_arg(fx_node.args, lambda n: values[n.name]),
         kwargs=_keyword_arguments(fx_node, values),
-        name=str(fx_node.target) if fx_node.op == "call_module" else fx_node.name,
+        name=path,
     )
     try:
         built = builder(call)
@@ -203,19 +237,23 @@ def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> R
     return Ref("layer", len(nodes) - 1)
 
 
-def _describe(module: fx.GraphModule, fx_node: fx.Node) -> tuple[str, str, Any]:
-    """(origin text, type name, builder or None) of a call node."""
+def _describe(module: fx.GraphModule, fx_node: fx.Node) -> tuple[str, str, str, Any]:
+    """(origin text, path, type name, builder or None) of a call node.
+
+    The path is the module path for modules and the traced node name for functions.
+    """
     if fx_node.op == "call_module":
         submodule = module.get_submodule(fx_node.target)
         type_name = type(submodule).__name__
-        return f"module '{fx_node.target}' ({type_name})", type_name, module_builder(submodule)
+        origin = f"module '{fx_node.target}' ({type_name})"
+        return origin, fx_node.target, type_name, module_builder(submodule)
     if fx_node.op == "call_method":
         type_name = f"Tensor.{fx_node.target}"
         builder = function_builder(f"method:{fx_node.target}")
     else:
         type_name = getattr(fx_node.target, "__name__", str(fx_node.target))
         builder = function_builder(fx_node.target)
-    return f"'{fx_node.name}' ({type_name})", type_name, builder
+    return f"'{fx_node.name}' ({type_name})", fx_node.name, type_name, builder
 
 
 def _keyword_arguments(fx_node: fx.Node, values: dict[str, Any]) -> dict[str, Any]:
@@ -254,9 +292,18 @@ def _output_positions(outputs: list, env: dict[str, Ref | None], values) -> list
 
 
 def _check_equal(converted: ConvertedModel, example: list[Tensor], values) -> None:
-    with torch.no_grad():
-        layer_outputs = converted.run(example, keep=True).layer_outputs
-    for position, (node, out) in enumerate(zip(converted.nodes, layer_outputs, strict=True)):
+    """Run every layer on the recorded values of its inputs and compare with its recorded output.
+
+    Layer by layer, so that the first layer that differs is named (and a layer computing
+    another shape cannot make a later one fail).
+    """
+
+    def recorded(ref: Ref) -> Tensor:
+        return example[ref.index] if ref.kind == "input" else values[converted.nodes[ref.index].key]
+
+    for position, node in enumerate(converted.nodes):
+        with torch.no_grad():
+            _, out = node.layer(*map(recorded, node.inputs))
         expected = values[node.key]
         if out.shape != expected.shape:
             difference = f"shape {tuple(out.shape)} instead of {tuple(expected.shape)}"

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from attribution.converter.registry import Call, register_function, register_spec
+from attribution.converter.spec_values import spec_axis
 from attribution.layers._axes import batched_dim, instance_dim
 from attribution.layers.base import Layer
 
@@ -36,9 +37,9 @@ class ConcatenateLayer(Layer):
         return torch.cat(inputs, dim=batched_dim(self.axis))
 
 
-@register_function(operator.add, operator.iadd, torch.add, "method:add")
+@register_function(operator.add, torch.add, "method:add")
 def _add(call: Call) -> AddLayer:
-    if len(call.in_shapes) != 2 or len(call.args) != 2:
+    if len(call.in_shapes) != 2:
         raise ValueError(
             f"'{call.name}' adds a constant to a tensor; only sums of two tensors (e.g. "
             "residual connections) are supported."
@@ -66,5 +67,4 @@ def _add_from_spec(spec: dict) -> AddLayer:
 
 @register_spec("Concatenate")
 def _concatenate_from_spec(spec: dict) -> ConcatenateLayer:
-    axis = int(spec.get("axis", -1))
-    return ConcatenateLayer(axis - 2 if axis > 0 else axis)
+    return ConcatenateLayer(spec_axis(spec, "axis", -1))

@@ -103,43 +103,46 @@ _AVG_KEYS = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad
 _MAX_KEYS = ("kernel_size", "stride", "padding", "dilation", "ceil_mode")
 
 
-def _pool_layer(layers: dict, call: Call, options: dict[str, Any]) -> PoolLayer:
+def _check_rank(call: Call, n_spatial: int) -> None:
+    """Pooling layers take ``(batch, channels, *spatial)``; torch would also take unbatched."""
+    if len(call.in_shape) != n_spatial + 1:
+        expected = "(batch, channels, length)" if n_spatial == 1 else "(batch, channels, h, w)"
+        raise ValueError(
+            f"'{call.name}' pools an input of shape (batch, "
+            f"{', '.join(map(str, call.in_shape))}); {n_spatial}D pooling needs {expected}: "
+            "check input_dim and the layers before it."
+        )
+
+
+def _pool_layer(layer_type: type[PoolLayer], call: Call, options: dict[str, Any]) -> PoolLayer:
+    _check_rank(call, layer_type.n_spatial)
     if options.get("divisor_override") is not None:
         raise ValueError(f"average pooling at '{call.name}' uses divisor_override: unsupported.")
-    if options.get("return_indices"):
-        raise ValueError(f"max pooling at '{call.name}' returns indices: unsupported.")
-    keys = _AVG_KEYS if layers is _AVG else _MAX_KEYS
+    keys = _MAX_KEYS if layer_type in _MAX.values() else _AVG_KEYS
     kept = {key: options[key] for key in keys if key in options}
     if kept.get("stride") in (None, [], ()):
         kept["stride"] = kept["kernel_size"]
-    return layers[len(call.in_shape) - 1](**kept)
+    return layer_type(**kept)
 
 
-@register_module(nn.AvgPool1d, nn.AvgPool2d)
-def _avg_module(call: Call) -> PoolLayer:
-    return _pool_layer(_AVG, call, vars(call.module))
+def _register_pooling(layer_type: type[PoolLayer], module_type: type, function: Any) -> None:
+    """Convert ``module_type`` and ``function`` (torch's pooling of one kind) to ``layer_type``."""
+    register_module(module_type)(lambda call: _pool_layer(layer_type, call, vars(call.module)))
+    register_function(function)(lambda call: _pool_layer(layer_type, call, call.kwargs))
 
 
-@register_module(nn.MaxPool1d, nn.MaxPool2d)
-def _max_module(call: Call) -> PoolLayer:
-    return _pool_layer(_MAX, call, vars(call.module))
+_register_pooling(AvgPool1DLayer, nn.AvgPool1d, F.avg_pool1d)
+_register_pooling(AvgPool2DLayer, nn.AvgPool2d, F.avg_pool2d)
+_register_pooling(MaxPool1DLayer, nn.MaxPool1d, F.max_pool1d)
+_register_pooling(MaxPool2DLayer, nn.MaxPool2d, F.max_pool2d)
 
 
-@register_function(F.avg_pool1d, F.avg_pool2d)
-def _avg_function(call: Call) -> PoolLayer:
-    return _pool_layer(_AVG, call, call.kwargs)
-
-
-@register_function(F.max_pool1d, F.max_pool2d)
-def _max_function(call: Call) -> PoolLayer:
-    return _pool_layer(_MAX, call, call.kwargs)
-
-
-def _global_pool(call: Call, layer_type: type[GlobalPoolLayer], output_size: Any) -> Layer:
+def _global_pool(
+    call: Call, layer_type: type[GlobalPoolLayer], n_spatial: int, output_size: Any
+) -> Layer:
+    _check_rank(call, n_spatial)
     sizes = output_size if isinstance(output_size, (tuple, list)) else [output_size]
-    if any(size not in (1, None) for size in sizes) or call.out_shape[1:] != (1,) * (
-        len(call.in_shape) - 1
-    ):
+    if any(size not in (1, None) for size in sizes) or call.out_shape[1:] != (1,) * n_spatial:
         raise ValueError(
             f"adaptive pooling at '{call.name}' has output_size {output_size!r}; only "
             "output_size=1 (global pooling) is supported."
@@ -147,21 +150,33 @@ def _global_pool(call: Call, layer_type: type[GlobalPoolLayer], output_size: Any
     return layer_type(keepdim=True)
 
 
-@register_module(nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
-def _adaptive_avg_module(call: Call) -> Layer:
-    return _global_pool(call, GlobalAvgPoolLayer, call.module.output_size)
+_ADAPTIVE = {
+    nn.AdaptiveAvgPool1d: (GlobalAvgPoolLayer, 1),
+    nn.AdaptiveAvgPool2d: (GlobalAvgPoolLayer, 2),
+    nn.AdaptiveMaxPool1d: (GlobalMaxPoolLayer, 1),
+    nn.AdaptiveMaxPool2d: (GlobalMaxPoolLayer, 2),
+}
 
 
-@register_module(nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d)
-def _adaptive_max_module(call: Call) -> Layer:
-    if call.module.return_indices:
-        raise ValueError(f"max pooling at '{call.name}' returns indices: unsupported.")
-    return _global_pool(call, GlobalMaxPoolLayer, call.module.output_size)
+def _adaptive_module(call: Call) -> Layer:
+    module = call.module
+    layer_type, n_spatial = next(
+        value for cls, value in _ADAPTIVE.items() if isinstance(module, cls)
+    )
+    return _global_pool(call, layer_type, n_spatial, module.output_size)
 
 
-@register_function(F.adaptive_avg_pool1d, F.adaptive_avg_pool2d)
-def _adaptive_avg_function(call: Call) -> Layer:
-    return _global_pool(call, GlobalAvgPoolLayer, call.kwargs["output_size"])
+register_module(*_ADAPTIVE)(_adaptive_module)
+
+
+@register_function(F.adaptive_avg_pool1d)
+def _adaptive_avg_function_1d(call: Call) -> Layer:
+    return _global_pool(call, GlobalAvgPoolLayer, 1, call.kwargs["output_size"])
+
+
+@register_function(F.adaptive_avg_pool2d)
+def _adaptive_avg_function_2d(call: Call) -> Layer:
+    return _global_pool(call, GlobalAvgPoolLayer, 2, call.kwargs["output_size"])
 
 
 @register_function(torch.mean, "method:mean")

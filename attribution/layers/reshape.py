@@ -16,7 +16,7 @@ from attribution.converter.registry import (
     register_module,
     register_spec,
 )
-from attribution.converter.spec_values import spec_ints
+from attribution.converter.spec_values import spec_axis, spec_ints
 from attribution.layers._axes import batched_dim, instance_dim
 from attribution.layers.base import Layer
 
@@ -138,8 +138,7 @@ def _skip(call: Call) -> object:
 
 @register_spec("Flatten")
 def _flatten_from_spec(spec: dict) -> FlattenLayer:
-    start, end = int(spec.get("start_dim", 2)), int(spec.get("end_dim", -1))
-    return FlattenLayer(start - 2 if start > 0 else start, end - 2 if end > 0 else end)
+    return FlattenLayer(spec_axis(spec, "start_dim", 2), spec_axis(spec, "end_dim", -1))
 
 
 @register_spec("Padding")

@@ -107,9 +107,11 @@ def explain(
     sampler = sampler_factory(data)
     rows = rows_per_chunk(view.forward, sampler, output_idx, memory_budget)
     result = averaged_gradients(view.forward, sampler, len(data[0]), output_idx, progress, rows)
-    targets, outputs = _forward_in_chunks(view.run, data, rows)
+    # Without a backward pass a row needs no gradient buffers: bigger chunks fit.
+    forward_rows = rows * (1 + max(len(idx) for idx in output_idx if idx))
+    targets, outputs = _forward_in_chunks(view.run, data, forward_rows)
     if reference is not None:
-        reference_targets = _forward_in_chunks(view.run, reference, rows)[0]
+        reference_targets = _forward_in_chunks(view.run, reference, forward_rows)[0]
         targets = [t - r.mean(0) for t, r in zip(targets, reference_targets, strict=True)]
     return {
         "result": [[None if r is None else r.cpu() for r in per_input] for per_input in result],
