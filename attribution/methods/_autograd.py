@@ -12,6 +12,7 @@ axis of the result, as innsight lays it out.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Protocol
 
@@ -118,16 +119,22 @@ def chunks(n_samples: int, n_rows: int, rows_per_chunk: int) -> Iterator[tuple[r
     """Blocks of (samples, instances) with at most ``rows_per_chunk`` points each.
 
     Whole batches of instances with several samples each where they fit, else one sample
-    for a slice of the instances.
+    for a slice of the instances; blocks are split evenly (32 rows in chunks of at most 25
+    are 16 + 16, not 25 + 7).
     """
     if rows_per_chunk >= n_rows:
-        step = max(1, rows_per_chunk // n_rows)
+        step = _even_step(n_samples, max(1, rows_per_chunk // n_rows))
         for start in range(0, n_samples, step):
             yield range(start, min(start + step, n_samples)), slice(0, n_rows)
     else:
-        for start in range(0, n_rows, rows_per_chunk):
+        step = _even_step(n_rows, rows_per_chunk)
+        for start in range(0, n_rows, step):
             for sample in range(n_samples):
-                yield range(sample, sample + 1), slice(start, min(start + rows_per_chunk, n_rows))
+                yield range(sample, sample + 1), slice(start, min(start + step, n_rows))
+
+
+def _even_step(total: int, most: int) -> int:
+    return math.ceil(total / math.ceil(total / most))
 
 
 def count_chunks(n_samples: int, n_rows: int, rows_per_chunk: int) -> int:
@@ -141,31 +148,38 @@ def rows_per_chunk(
     output_idx: list[list[int] | None],
     memory_budget: int | None = None,
 ) -> int:
-    """Rows whose saved activations, and their gradients for every output, fit the budget.
+    """How many points fit the memory budget in one forward and batched backward pass.
 
-    Measures the bytes autograd saves for one and for two copies of the sampler's first
-    point (the difference leaves out the weights). ``memory_budget`` defaults to
+    A point needs its inputs, the activations autograd saves for it, and during the
+    backward pass, for each of the ``K`` outputs, about one layer's gradient at a time
+    (the largest activation) and the input gradients. The activation sizes are measured
+    on the sampler's first point. ``memory_budget`` defaults to
     :data:`DEFAULT_MEMORY_BUDGET` for the device.
     """
     points, _ = sampler.points(range(1), slice(0, 1))
     n_outputs = max(len(idx) for idx in output_idx if idx)
     device = points[0].device
     budget = memory_budget or DEFAULT_MEMORY_BUDGET.get(device.type, DEFAULT_MEMORY_BUDGET["cuda"])
-    one = _saved_bytes(forward, points)
-    two = _saved_bytes(forward, [torch.cat([x, x]) for x in points])
-    per_row = max(two - one, 0) + sum(x.numel() * x.element_size() for x in points)
-    return max(1, budget // (per_row * (1 + n_outputs)))
+    saved, largest = _activation_bytes(forward, points)
+    inputs = sum(x.numel() * x.element_size() for x in points)
+    per_row = saved + n_outputs * largest + (1 + n_outputs) * inputs
+    return max(1, budget // per_row)
 
 
-def _saved_bytes(forward: Forward, inputs: list[Tensor]) -> int:
-    total = 0
+def _activation_bytes(forward: Forward, points: list[Tensor]) -> tuple[int, int]:
+    """Per point: bytes of the distinct activations autograd saves, and of the largest one.
+
+    Runs two copies of the point and keeps the saved tensors with two rows, so weights
+    do not count; tensors sharing storage count once.
+    """
+    sizes: dict[int, int] = {}
 
     def pack(tensor: Tensor) -> Tensor:
-        nonlocal total
-        total += tensor.numel() * tensor.element_size()
+        if tensor.ndim and tensor.shape[0] == 2:
+            sizes[tensor.untyped_storage().data_ptr()] = tensor.numel() * tensor.element_size() // 2
         return tensor
 
-    inputs = [x.detach().requires_grad_(True) for x in inputs]
+    inputs = [torch.cat([x, x]).requires_grad_(True) for x in points]
     with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         forward(inputs)
-    return total
+    return sum(sizes.values()), max(sizes.values(), default=0)

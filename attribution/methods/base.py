@@ -66,8 +66,9 @@ class ModelView:
         ``inputs`` (prepared data) fix the input shapes and the weights' precision.
         """
         dtype = inputs[0].dtype
+        # detached: autograd then saves nothing for weight gradients (the model is untouched)
         cast = {
-            name: value.to(dtype) if value.is_floating_point() else value
+            name: value.detach().to(dtype) if value.is_floating_point() else value
             for name, value in [*model.named_parameters(), *model.named_buffers()]
         }
 
@@ -84,7 +85,7 @@ class ModelView:
 
         dims = [tuple(x.shape[1:]) for x in inputs]
         with torch.no_grad():
-            n_outputs = run([x[:1] for x in inputs])[1][0].shape[1]
+            n_outputs = run([x[:2] for x in inputs])[1][0].shape[1]
         names = [default_input_names(dim) if len(dim) <= 3 else [] for dim in dims]
         return cls(run, dims, names, [default_output_names(n_outputs)], dtype, inputs[0].device)
 
