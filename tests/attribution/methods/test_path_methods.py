@@ -2,11 +2,9 @@
 
 import pytest
 import torch
+from captum import attr as captum_attr
 
 from attribution import Converter, ExpectedGradient, IntegratedGradient
-
-captum_attr = pytest.importorskip("captum.attr")
-
 
 # Captum builds its step sizes and alphas in float32, so agreement is at float32 precision.
 CAPTUM_TOLERANCE = {"rtol": 1e-7, "atol": 1e-9}

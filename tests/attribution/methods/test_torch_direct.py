@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from captum import attr as captum_attr
 from torch import nn
 
 from attribution import (
@@ -72,7 +73,6 @@ def test_torch_smoothgrad_without_noise_is_the_gradient(rnn):
 
 @pytest.mark.peer
 def test_torch_intgrad_equals_captum(rnn):
-    captum_attr = pytest.importorskip("captum.attr")
     x = torch.randn(3, 5, 3, dtype=torch.float64)
     x_ref = torch.randn(1, 5, 3, dtype=torch.float64)
     ours = torch_intgrad(rnn, x, x_ref=x_ref, n=15, dtype="double")
