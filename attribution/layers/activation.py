@@ -66,6 +66,16 @@ class Activation:
     def __call__(self, z: Tensor) -> Tensor:
         return _FUNCTIONS[self.name](z, **self.params)
 
+    def derivative(self, z: Tensor) -> Tensor:
+        """The element-wise derivative ``f'(z)``; for softmax the Jacobian's diagonal."""
+        if self.name == "softmax":
+            s = self(z)
+            return s * (1 - s)
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            (gradient,) = torch.autograd.grad(self(z).sum(), z)
+        return gradient
+
     def __repr__(self) -> str:
         args = ", ".join(f"{key}={value!r}" for key, value in self.params.items())
         return f"{self.name}({args})" if args else self.name

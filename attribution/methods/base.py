@@ -1,18 +1,22 @@
-"""What every gradient-family method shares: the model view, the run, the result fields."""
+"""What every method shares: the model view, argument checks, data, result fields."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from attribution._data import prepare_inputs
 from attribution._names import check_rank, default_input_names, default_output_names
+from attribution._validation import check_bool, resolve_output_idx
 from attribution.converter.converter import Converter
-from attribution.methods._autograd import Forward, Sampler, averaged_gradients, rows_per_chunk
+from attribution.converter.graph import ConvertedModel
+from attribution.methods._autograd import Forward
 from attribution.methods._progress import Progress
+from attribution.result import AttributionResult
 
 Run = Callable[[list[Tensor]], tuple[list[Tensor], list[Tensor]]]
 """Maps inputs to (differentiated outputs, activated outputs), one tensor per output layer."""
@@ -28,6 +32,7 @@ class ModelView:
     output_names: list[list[str]]
     dtype: torch.dtype
     device: torch.device
+    model: ConvertedModel | None = None
 
     @property
     def forward(self) -> Forward:
@@ -57,6 +62,7 @@ class ModelView:
             converter.output_names,
             model.dtype,
             device,
+            model,
         )
 
     @classmethod
@@ -90,35 +96,169 @@ class ModelView:
         return cls(run, dims, names, [default_output_names(n_outputs)], dtype, inputs[0].device)
 
 
-def explain(
-    view: ModelView,
-    data: list[Tensor],
-    sampler_factory: Callable[[list[Tensor]], Sampler],
-    output_idx: list[list[int] | None],
-    progress: Progress,
-    *,
-    reference: list[Tensor] | None = None,
-    memory_budget: int | None = None,
-) -> dict[str, Any]:
-    """Run one gradient method; returns the result, preds and decomp_goal (on the CPU).
+@dataclass
+class Request:
+    """Everything a method's computation needs, checked and prepared."""
 
-    ``decomp_goal`` is the selected differentiated output of ``data``, minus its mean over
-    the ``reference`` rows when given.
+    view: ModelView
+    inputs: list[Tensor] | None
+    references: list[Tensor] | None
+    output_idx: list[list[int] | None]
+    progress: Progress
+    ignore_last_act: bool
+    memory_budget: int | None
+
+
+Computation = Callable[[Request], dict[str, Any]]
+"""Returns ``result`` (per output layer, per input layer, channels first), ``preds`` and
+``decomp_goal``."""
+
+
+class InterpretingMethod(AttributionResult):
+    """Shared set-up of the methods: arguments, data, output nodes, result fields.
+
+    Subclasses compute in ``__init__`` (as innsight's ``$new()`` does) by handing
+    :meth:`_attribute` their computation; the object then holds the result.
     """
-    sampler = sampler_factory(data)
-    rows = rows_per_chunk(view.forward, sampler, output_idx, memory_budget)
-    result = averaged_gradients(view.forward, sampler, len(data[0]), output_idx, progress, rows)
-    # Without a backward pass a row needs no gradient buffers: bigger chunks fit.
-    forward_rows = rows * (1 + max(len(idx) for idx in output_idx if idx))
-    targets, outputs = _forward_in_chunks(view.run, data, forward_rows)
-    if reference is not None:
-        reference_targets = _forward_in_chunks(view.run, reference, forward_rows)[0]
-        targets = [t - r.mean(0) for t, r in zip(targets, reference_targets, strict=True)]
-    return {
-        "result": [[None if r is None else r.cpu() for r in per_input] for per_input in result],
-        "preds": _select(outputs, output_idx),
-        "decomp_goal": _select(targets, output_idx),
-    }
+
+    method_name: ClassVar[str]
+
+    def _attribute(
+        self,
+        converter: Converter,
+        data: Any,
+        compute: Computation,
+        *,
+        common: dict[str, Any],
+        value_name: str,
+        fields: dict[str, str],
+        reference: tuple[str, Any, bool] | None = None,
+    ) -> None:
+        """Check the arguments, run ``compute`` and store the result.
+
+        ``data`` may be None (global ConnectionWeights). ``reference`` is ``(argument
+        name, value, single_row)`` for methods with a reference input (None: zeros).
+        """
+        channels_first = check_bool(common["channels_first"], "channels_first")
+        ignore_last_act = check_bool(common.get("ignore_last_act", True), "ignore_last_act")
+        verbose = check_bool(common["verbose"], "verbose")
+        view = ModelView.of_converter(converter, common["dtype"], ignore_last_act)
+        inputs = None if data is None else prepare_inputs(
+            data, view.input_dims, channels_first=channels_first, dtype=view.dtype,
+            device=view.device,
+        )  # fmt: skip
+        references = None
+        if reference is not None:
+            references = reference_inputs(view, channels_first, *reference)
+            fields[reference[0]] = describe_reference(reference[1], references)
+        selection = resolve_output_idx(
+            common["output_idx"], common["output_label"], view.output_names
+        )
+        progress = Progress(
+            f"Backward pass '{self.method_name}'", verbose, common.get("progress_callback")
+        )
+        computed = compute(
+            Request(
+                view,
+                inputs,
+                references,
+                selection,
+                progress,
+                ignore_last_act,
+                common.get("memory_budget"),
+            )
+        )
+        other_fields = (
+            {"ignore_last_act": str(ignore_last_act)} if "ignore_last_act" in common else {}
+        )
+        super().__init__(
+            method_name=self.method_name,
+            value_name=value_name,
+            result=to_data_layout(computed["result"], channels_first),
+            preds=computed["preds"],
+            decomp_goal=computed["decomp_goal"],
+            output_idx=selection,
+            input_names=view.input_names,
+            output_names=view.output_names,
+            input_dim=view.input_dims,
+            channels_first=channels_first,
+            fields=fields,
+            other_fields={**other_fields, "dtype": repr(common["dtype"])},
+        )
+
+
+def reference_inputs(
+    view: ModelView, channels_first: bool, name: str, value: Any, single_row: bool
+) -> list[Tensor]:
+    if value is None:
+        return [
+            torch.zeros(1, *dim, dtype=view.dtype, device=view.device) for dim in view.input_dims
+        ]
+    references = prepare_inputs(
+        value,
+        view.input_dims,
+        channels_first=channels_first,
+        dtype=view.dtype,
+        device=view.device,
+        name=name,
+    )
+    if single_row and len(references[0]) != 1:
+        raise ValueError(
+            f"{name} must be a single instance (one row); got {len(references[0])} rows. Use "
+            "ExpectedGradient or DeepSHAP for a distribution of references."
+        )
+    return references
+
+
+def describe_reference(value: Any, references: list[Tensor]) -> str:
+    if value is None:
+        return "zeros"
+    values = torch.cat([r.flatten() for r in references]).double()
+    q1, q3 = torch.quantile(values, torch.tensor([0.25, 0.75], dtype=values.dtype))
+    return f"mean: {values.mean():.4g} (q1: {q1:.4g}, q3: {q3:.4g})"
+
+
+COMMON_DOC = """
+    converter : Converter
+        The converted model.
+    data : array-like or list of array-like
+        Instances ``(batch, *input_dim)`` as numpy arrays, DataFrames or tensors; a list
+        with one per input layer for several input layers.
+    channels_first : bool, default=True
+        False if the channel axis of ``data`` is last. Results keep the data's layout.
+    output_idx : int, list of int or list of lists, default=None
+        Output nodes to explain (0-based): a list for the first output layer, or one list
+        (or None) per output layer. None: the first ``min(10, n)`` nodes of the first
+        output layer.
+    output_label : str or list, default=None
+        The same selection by output label; must agree with ``output_idx`` if both given.
+    ignore_last_act : bool, default=True
+        Explain each output layer's pre-activation instead of its activated output.
+    verbose : bool, default=False
+        Show a progress bar (one step per chunk of sample points).
+    dtype : {"float", "double"}, default="float"
+        Precision of the computation.
+    progress_callback : callable, default=None
+        Called as ``callback(done, total)`` after each chunk (used by the dashboard).
+    memory_budget : int, default=None
+        Bytes of activations per chunk; None: 32 MiB on CPU, 1 GiB on GPU."""
+
+
+COMMON_ARGS = (
+    "channels_first",
+    "output_idx",
+    "output_label",
+    "ignore_last_act",
+    "verbose",
+    "dtype",
+    "progress_callback",
+    "memory_budget",
+)
+
+
+def common_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The shared arguments a method has, picked from its constructor's ``locals()``."""
+    return {name: arguments[name] for name in COMMON_ARGS if name in arguments}
 
 
 def to_data_layout(result: list[list[Tensor | None]], channels_first: bool) -> list:
@@ -137,7 +277,8 @@ def check_ranks(dims: Sequence[tuple[int, ...]]) -> None:
         check_rank(dim, f"input layer {layer}")
 
 
-def _forward_in_chunks(run: Run, inputs: list[Tensor], rows: int) -> tuple[list, list]:
+def forward_in_chunks(run: Run, inputs: list[Tensor], rows: int) -> tuple[list, list]:
+    """``run`` without gradients, ``rows`` instances at a time, concatenated."""
     parts: list[tuple[list[Tensor], list[Tensor]]] = []
     with torch.no_grad():
         for start in range(0, len(inputs[0]), rows):
@@ -145,7 +286,9 @@ def _forward_in_chunks(run: Run, inputs: list[Tensor], rows: int) -> tuple[list,
     return tuple([torch.cat(ts) for ts in zip(*(p[i] for p in parts), strict=True)] for i in (0, 1))
 
 
-def _select(outputs: list[Tensor], output_idx: list[list[int] | None]) -> list[Tensor | None]:
+def select_outputs(
+    outputs: list[Tensor], output_idx: list[list[int] | None]
+) -> list[Tensor | None]:
     return [
         None if not idx else out[:, idx].cpu() for out, idx in zip(outputs, output_idx, strict=True)
     ]

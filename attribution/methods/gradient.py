@@ -4,176 +4,84 @@ ExpectedGradient (innsight's ``GradientBased`` methods)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
-import torch
 from torch import Tensor
 
-from attribution._data import prepare_inputs
-from attribution._validation import DType, check_bool, check_int, check_number, resolve_output_idx
+from attribution._validation import DType, check_bool, check_int, check_number
 from attribution.converter.converter import Converter
-from attribution.methods._autograd import Sampler
+from attribution.methods._autograd import Sampler, averaged_gradients, rows_per_chunk
 from attribution.methods._progress import Progress, ProgressCallback
-from attribution.methods.base import ModelView, explain, to_data_layout
+from attribution.methods.base import (
+    COMMON_DOC,
+    Computation,
+    InterpretingMethod,
+    ModelView,
+    Request,
+    common_arguments,
+    forward_in_chunks,
+    select_outputs,
+)
 from attribution.methods.samplers import (
     InstancePoints,
     NoisyPoints,
     PathPoints,
     ReferencePathPoints,
 )
-from attribution.result import AttributionResult
-
-
-class GradientMethod(AttributionResult):
-    """Shared set-up of the gradient family: arguments, data, outputs, result fields.
-
-    Subclasses compute in ``__init__`` (as innsight's ``$new()`` does) and hand
-    :meth:`_attribute` their sampler; the object then holds the result.
-    """
-
-    method_name: ClassVar[str]
-
-    def _attribute(
-        self,
-        converter: Converter,
-        data: Any,
-        make_sampler: Callable[[list[Tensor], list[Tensor] | None], Sampler],
-        *,
-        common: dict[str, Any],
-        value_name: str,
-        fields: dict[str, str],
-        reference: tuple[str, Any, bool] | None = None,
-    ) -> None:
-        """Run the method and store the result.
-
-        ``reference`` is ``(argument name, value, single_row)`` for methods with a
-        reference input (None: zeros, one row); the goal then subtracts its mean output.
-        """
-        channels_first = check_bool(common["channels_first"], "channels_first")
-        ignore_last_act = check_bool(common["ignore_last_act"], "ignore_last_act")
-        verbose = check_bool(common["verbose"], "verbose")
-        view = ModelView.of_converter(converter, common["dtype"], ignore_last_act)
-        inputs = prepare_inputs(
-            data,
-            view.input_dims,
-            channels_first=channels_first,
-            dtype=view.dtype,
-            device=view.device,
-        )
-        references = None
-        if reference is not None:
-            references = _reference_inputs(view, channels_first, *reference)
-            fields[reference[0]] = _describe_reference(reference[1], references)
-        selection = resolve_output_idx(
-            common["output_idx"], common["output_label"], view.output_names
-        )
-        progress = Progress(
-            f"Backward pass '{self.method_name}'", verbose, common["progress_callback"]
-        )
-        computed = explain(
-            view,
-            inputs,
-            lambda xs: make_sampler(xs, references),
-            selection,
-            progress,
-            reference=references,
-            memory_budget=common["memory_budget"],
-        )
-        super().__init__(
-            method_name=self.method_name,
-            value_name=value_name,
-            result=to_data_layout(computed["result"], channels_first),
-            preds=computed["preds"],
-            decomp_goal=computed["decomp_goal"],
-            output_idx=selection,
-            input_names=view.input_names,
-            output_names=view.output_names,
-            input_dim=view.input_dims,
-            channels_first=channels_first,
-            fields=fields,
-            other_fields={"ignore_last_act": str(ignore_last_act), "dtype": repr(common["dtype"])},
-        )
-
-
-def _reference_inputs(
-    view: ModelView, channels_first: bool, name: str, value: Any, single_row: bool
-) -> list[Tensor]:
-    if value is None:
-        return [
-            torch.zeros(1, *dim, dtype=view.dtype, device=view.device) for dim in view.input_dims
-        ]
-    references = prepare_inputs(
-        value,
-        view.input_dims,
-        channels_first=channels_first,
-        dtype=view.dtype,
-        device=view.device,
-        name=name,
-    )
-    if single_row and len(references[0]) != 1:
-        raise ValueError(
-            f"{name} must be a single instance (one row); got {len(references[0])} rows. Use "
-            "ExpectedGradient for a distribution of references."
-        )
-    return references
-
-
-def _describe_reference(value: Any, references: list[Tensor]) -> str:
-    if value is None:
-        return "zeros"
-    values = torch.cat([r.flatten() for r in references]).double()
-    q1, q3 = torch.quantile(values, torch.tensor([0.25, 0.75], dtype=values.dtype))
-    return f"mean: {values.mean():.4g} (q1: {q1:.4g}, q3: {q3:.4g})"
 
 
 def _times_input_field(times_input: bool, name: str) -> str:
     return f"{times_input} (→ {name}{'×Input' if times_input else ''} method)"
 
 
-_COMMON_DOC = """
-    converter : Converter
-        The converted model.
-    data : array-like or list of array-like
-        Instances ``(batch, *input_dim)`` as numpy arrays, DataFrames or tensors; a list
-        with one per input layer for several input layers.
-    channels_first : bool, default=True
-        False if the channel axis of ``data`` is last. Results keep the data's layout.
-    output_idx : int, list of int or list of lists, default=None
-        Output nodes to explain (0-based): a list for the first output layer, or one list
-        (or None) per output layer. None: the first ``min(10, n)`` nodes of the first
-        output layer.
-    output_label : str or list, default=None
-        The same selection by output label; must agree with ``output_idx`` if both given.
-    ignore_last_act : bool, default=True
-        Explain each output layer's pre-activation instead of its activated output.
-    verbose : bool, default=False
-        Show a progress bar (one step per chunk of sample points).
-    dtype : {"float", "double"}, default="float"
-        Precision of the computation.
-    progress_callback : callable, default=None
-        Called as ``callback(done, total)`` after each chunk (used by the dashboard).
-    memory_budget : int, default=None
-        Bytes of activations per chunk; None: 32 MiB on CPU, 1 GiB on GPU."""
+def explain_gradients(
+    view: ModelView,
+    data: list[Tensor],
+    sampler_factory: Callable[[list[Tensor]], Sampler],
+    output_idx: list[list[int] | None],
+    progress: Progress,
+    *,
+    reference: list[Tensor] | None = None,
+    memory_budget: int | None = None,
+) -> dict[str, Any]:
+    """Run one gradient method; returns the result, preds and decomp_goal (on the CPU).
+
+    ``decomp_goal`` is the selected differentiated output of ``data``, minus its mean over
+    the ``reference`` rows when given.
+    """
+    sampler = sampler_factory(data)
+    rows = rows_per_chunk(view.forward, sampler, output_idx, memory_budget)
+    result = averaged_gradients(view.forward, sampler, len(data[0]), output_idx, progress, rows)
+    # Without a backward pass a row needs no gradient buffers: bigger chunks fit.
+    forward_rows = rows * (1 + max(len(idx) for idx in output_idx if idx))
+    targets, outputs = forward_in_chunks(view.run, data, forward_rows)
+    if reference is not None:
+        reference_targets = forward_in_chunks(view.run, reference, forward_rows)[0]
+        targets = [t - r.mean(0) for t, r in zip(targets, reference_targets, strict=True)]
+    return {
+        "result": [[None if r is None else r.cpu() for r in per_input] for per_input in result],
+        "preds": select_outputs(outputs, output_idx),
+        "decomp_goal": select_outputs(targets, output_idx),
+    }
 
 
-_COMMON_ARGS = (
-    "channels_first",
-    "output_idx",
-    "output_label",
-    "ignore_last_act",
-    "verbose",
-    "dtype",
-    "progress_callback",
-    "memory_budget",
-)
+def _gradients_of(
+    make_sampler: Callable[[list[Tensor], list[Tensor] | None], Sampler],
+) -> Computation:
+    """The computation of a gradient method with the given sample points."""
+
+    def compute(request: Request) -> dict[str, Any]:
+        return explain_gradients(
+            request.view, request.inputs,
+            lambda xs: make_sampler(xs, request.references), request.output_idx,
+            request.progress, reference=request.references,
+            memory_budget=request.memory_budget,
+        )  # fmt: skip
+
+    return compute
 
 
-def _common(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The arguments all methods share, picked from a constructor's ``locals()``."""
-    return {name: arguments[name] for name in _COMMON_ARGS}
-
-
-class Gradient(GradientMethod):
+class Gradient(InterpretingMethod):
     """Vanilla Gradient and Gradient×Input.
 
     The gradient of each selected output node with respect to the input; with
@@ -226,14 +134,14 @@ class Gradient(GradientMethod):
         self._attribute(
             converter,
             data,
-            lambda xs, _: InstancePoints(xs, times_input),
-            common=_common(locals()),
+            _gradients_of(lambda xs, _: InstancePoints(xs, times_input)),
+            common=common_arguments(locals()),
             value_name="Relevance" if times_input else "Gradient",
             fields={"times_input": _times_input_field(times_input, "Gradient")},
         )
 
 
-class SmoothGrad(GradientMethod):
+class SmoothGrad(InterpretingMethod):
     """SmoothGrad and SmoothGrad×Input (Smilkov et al., 2017).
 
     The mean gradient over ``n`` noisy copies ``x + ε`` of each instance,
@@ -285,8 +193,8 @@ class SmoothGrad(GradientMethod):
         self._attribute(
             converter,
             data,
-            lambda xs, _: NoisyPoints(xs, n, noise_level, times_input),
-            common=_common(locals()),
+            _gradients_of(lambda xs, _: NoisyPoints(xs, n, noise_level, times_input)),
+            common=common_arguments(locals()),
             value_name="Relevance" if times_input else "Gradient",
             fields={
                 "n": str(n),
@@ -296,7 +204,7 @@ class SmoothGrad(GradientMethod):
         )
 
 
-class IntegratedGradient(GradientMethod):
+class IntegratedGradient(InterpretingMethod):
     """Integrated Gradients (Sundararajan et al., 2017).
 
     ``(x − x_ref) ⊙ (1/n) Σ_{k=1..n} ∇f(x_ref + (k/n)(x − x_ref))``.
@@ -346,15 +254,15 @@ class IntegratedGradient(GradientMethod):
         self._attribute(
             converter,
             data,
-            lambda xs, refs: PathPoints(xs, refs, n, times_input),
-            common=_common(locals()),
+            _gradients_of(lambda xs, refs: PathPoints(xs, refs, n, times_input)),
+            common=common_arguments(locals()),
             value_name="Relevance" if times_input else "Gradient",
             fields={"n": str(n), "times_input": str(times_input)},
             reference=("x_ref", x_ref, True),
         )
 
 
-class ExpectedGradient(GradientMethod):
+class ExpectedGradient(InterpretingMethod):
     """Expected Gradients (Erion et al., 2021).
 
     The mean over ``n`` draws of ``(x − r) ⊙ ∇f(r + α(x − r))``, with reference rows ``r``
@@ -401,8 +309,8 @@ class ExpectedGradient(GradientMethod):
         self._attribute(
             converter,
             data,
-            lambda xs, refs: ReferencePathPoints(xs, refs, n),
-            common=_common(locals()),
+            _gradients_of(lambda xs, refs: ReferencePathPoints(xs, refs, n)),
+            common=common_arguments(locals()),
             value_name="Relevance",
             fields={"n": str(n)},
             reference=("data_ref", data_ref, False),
@@ -410,4 +318,4 @@ class ExpectedGradient(GradientMethod):
 
 
 for _method in (Gradient, SmoothGrad, IntegratedGradient, ExpectedGradient):
-    _method.__doc__ = _method.__doc__.replace("{common}", _COMMON_DOC.strip("\n").lstrip())
+    _method.__doc__ = _method.__doc__.replace("{common}", COMMON_DOC.strip("\n").lstrip())

@@ -24,7 +24,8 @@ from attribution._validation import (
 )
 from attribution.methods._autograd import Sampler
 from attribution.methods._progress import Progress
-from attribution.methods.base import ModelView, check_ranks, explain
+from attribution.methods.base import ModelView, check_ranks
+from attribution.methods.gradient import explain_gradients
 from attribution.methods.samplers import (
     InstancePoints,
     NoisyPoints,
@@ -201,7 +202,7 @@ def _attribute(
     selection = resolve_output_idx(
         list(range(n_outputs)) if output_idx is None else output_idx, None, view.output_names
     )
-    computed = explain(
+    computed = explain_gradients(
         view,
         inputs,
         lambda xs: make_sampler(xs, references),

@@ -1,0 +1,204 @@
+"""The rules of the rule-based methods: LRP formulas, DeepLift multipliers, rule choice.
+
+The formulas follow innsight (``R/InterpretingLayer.R``, ``R/Layer_*.R``; see the notes in
+the project's reference folder). Relevances and multipliers carry the explained output
+nodes first: tensors ``(K, batch, *shape)``, against layer values ``(batch, *shape)``.
+
+Linear layers take part through a :class:`LinearMap`: ``W x`` and ``Wᵀ v`` for the whole
+weight, its positive part ``W⁺`` or its negative part ``W⁻``, plus the bias split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor
+
+Part = Literal["all", "pos", "neg"]
+
+LRP_RULES = ("simple", "epsilon", "alpha_beta", "pass")
+"""LRP rule names; ``pass`` only for batch normalisation (the layer is skipped)."""
+
+LRP_DEFAULT_PARAMS: dict[str, float | None] = {
+    "simple": None, "epsilon": 0.01, "alpha_beta": 0.5, "pass": None,
+}  # fmt: skip
+"""Defaults of ``rule_param``: ε for ``epsilon`` (innsight's documented 0.01; its code falls
+back to 0.001) and α for ``alpha_beta``."""
+
+RULE_LAYER_TYPES = (
+    "Dense_Layer", "Conv1D_Layer", "Conv2D_Layer", "BatchNorm_Layer", "AvgPool1D_Layer",
+    "AvgPool2D_Layer", "MaxPool1D_Layer", "MaxPool2D_Layer",
+)  # fmt: skip
+"""innsight's layer-type names that per-layer-type rule dictionaries may use as keys."""
+
+DEEPLIFT_RULES = ("rescale", "reveal_cancel")
+
+
+def stabilizer(dtype: torch.dtype) -> float:
+    """innsight's numerical stabiliser: 1e-6 in float, 1e-15 in double precision."""
+    return 1e-15 if dtype == torch.float64 else 1e-6
+
+
+@dataclass(frozen=True)
+class LRPRule:
+    """One LRP rule with its parameter (ε or α; None for ``simple`` and ``pass``)."""
+
+    name: str
+    param: float | None = None
+
+
+def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
+    """The rule for each of :data:`RULE_LAYER_TYPES` (other layers have no rule choice).
+
+    ``rule_name`` and ``rule_param`` are a value for all layer types or dicts keyed by
+    layer-type name; types missing from a dict get ``"simple"`` / the rule's default.
+    """
+    names = _per_type(rule_name, "rule_name", "simple")
+    params = _per_type(rule_param, "rule_param", None)
+    rules = {}
+    for layer_type in RULE_LAYER_TYPES:
+        name = names[layer_type]
+        if name not in LRP_RULES:
+            raise ValueError(
+                f"rule_name {name!r} is not an LRP rule; valid rules: {', '.join(LRP_RULES)}."
+            )
+        if name == "pass" and layer_type != "BatchNorm_Layer":
+            raise ValueError(
+                f"rule_name 'pass' is only for BatchNorm_Layer (it skips a layer whose input "
+                f"and output have the same size); got it for {layer_type}."
+            )
+        param = params[layer_type]
+        if param is None:
+            param = LRP_DEFAULT_PARAMS[name]
+        elif isinstance(param, bool) or not isinstance(param, (int, float)):
+            raise TypeError(f"rule_param must be a number; got {param!r} for {layer_type}.")
+        rules[layer_type] = LRPRule(name, None if param is None else float(param))
+    return rules
+
+
+def _per_type(value: Any, argument: str, default: Any) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        return {layer_type: default if value is None else value for layer_type in RULE_LAYER_TYPES}
+    unknown = sorted(set(value) - set(RULE_LAYER_TYPES))
+    if unknown:
+        raise ValueError(
+            f"{argument} has keys {', '.join(map(repr, unknown))}, which are not layer types "
+            f"with rules; valid keys: {', '.join(RULE_LAYER_TYPES)}."
+        )
+    return {layer_type: value.get(layer_type, default) for layer_type in RULE_LAYER_TYPES}
+
+
+class LinearMap(Protocol):
+    """What a linear layer offers the rules: its weight in parts, and its bias in parts."""
+
+    def linear(self, x: Tensor, part: Part) -> Tensor | None:
+        """``W x`` without bias, for the weight part (None where that part is zero)."""
+
+    def transpose(self, v: Tensor, part: Part) -> Tensor | None:
+        """``Wᵀ v`` for ``v`` of shape ``(K, batch, *out)`` (None where the part is zero)."""
+
+    def bias_parts(self) -> tuple[Tensor | float, Tensor | float]:
+        """``(b⁺, b⁻)`` shaped to broadcast against the output (0 without bias)."""
+
+
+def _add(*terms: Tensor | None) -> Tensor | float:
+    present = [t for t in terms if t is not None]
+    return sum(present[1:], present[0]) if present else 0.0
+
+
+def lrp_linear(
+    layer: LinearMap, x: Tensor, z: Tensor, R: Tensor, rule: LRPRule, stab: float
+) -> Tensor:
+    """LRP through ``z = W x + b`` (dense, convolution, average pooling).
+
+    ``simple``/``epsilon``: ``R_in = x ⊙ Wᵀ(R / z̃)`` with ``z̃ = z + ε·sign(z)`` (ε the
+    stabiliser for ``simple``), plus the stabiliser where ``z = 0``.
+    ``alpha_beta``: ``R_in = α R⁺ + (1 − α) R⁻`` with the bias split by sign into
+    ``z⁺ = W⁺x⁺ + W⁻x⁻ + b⁺`` and ``z⁻ = W⁻x⁺ + W⁺x⁻ + b⁻`` (innsight's variant; with
+    β = α − 1 it is the usual αβ rule).
+    """
+    if rule.name in ("simple", "epsilon"):
+        epsilon = stab if rule.name == "simple" else rule.param
+        denominator = z + epsilon * torch.sign(z) + stab * (z == 0)
+        return x * layer.transpose(R / denominator, "all")
+    if rule.name == "alpha_beta":
+        alpha = rule.param
+        x_pos, x_neg = x.clamp(min=0), x.clamp(max=0)
+        b_pos, b_neg = layer.bias_parts()
+        z_pos = _add(layer.linear(x_pos, "pos"), layer.linear(x_neg, "neg")) + b_pos
+        ratio = R / (z_pos + stab * (z_pos == 0) + stab * torch.sign(z_pos))
+        relevance = alpha * _add(
+            _times(x_pos, layer.transpose(ratio, "pos")),
+            _times(x_neg, layer.transpose(ratio, "neg")),
+        )
+        if alpha != 1:
+            z_neg = _add(layer.linear(x_pos, "neg"), layer.linear(x_neg, "pos")) + b_neg
+            ratio = R / (z_neg - stab * (z_neg == 0) + stab * torch.sign(z_neg))
+            relevance = relevance + (1 - alpha) * _add(
+                _times(x_neg, layer.transpose(ratio, "pos")),
+                _times(x_pos, layer.transpose(ratio, "neg")))  # fmt: skip
+        return relevance
+    raise ValueError(
+        f"rule_name '{rule.name}' only works for layers whose input and output have the same "
+        "size (BatchNorm_Layer)."
+    )
+
+
+def _times(x: Tensor, v: Tensor | None) -> Tensor | None:
+    return None if v is None else x * v
+
+
+def rescale(
+    activation, z: Tensor, z_ref: Tensor, out: Tensor, out_ref: Tensor, m: Tensor, stab: float
+) -> Tensor:
+    """DeepLift's rescale rule through an activation: ``m · Δy/Δz``.
+
+    Where ``|Δz| ≤`` the stabiliser the gradient at the midpoint ``f'((z + z_ref)/2)`` is
+    used instead, as innsight does.
+    """
+    delta_z = z - z_ref
+    ratio = (out - out_ref) / (delta_z + stab * (delta_z == 0))
+    near = delta_z.abs() <= stab
+    if near.any():
+        ratio = torch.where(near, activation.derivative((z + z_ref) / 2), ratio)
+    return m * ratio
+
+
+def reveal_cancel(
+    layer: LinearMap,
+    activation,
+    x: Tensor,
+    x_ref: Tensor,
+    z: Tensor,
+    z_ref: Tensor,
+    out: Tensor,
+    m: Tensor,
+    stab: float,
+) -> list[Tensor]:
+    """DeepLift's RevealCancel rule through ``y = f(W x + b)``; returns ``m_x``.
+
+    ``Δz⁺ = W⁺Δx⁺ + W⁻Δx⁻`` and ``Δz⁻ = W⁻Δx⁺ + W⁺Δx⁻``; the output change is split into
+    Shapley-like halves ``Δy⁺``/``Δy⁻``, giving ``m⁺ = m Δy⁺/Δz⁺`` and ``m⁻ = m Δy⁻/Δz⁻``,
+    which reach each input by the sign of its ``Δx``.
+    """
+    delta_x = x - x_ref
+    dx_pos, dx_neg = delta_x.clamp(min=0), delta_x.clamp(max=0)
+    dz_pos = _add(layer.linear(dx_pos, "pos"), layer.linear(dx_neg, "neg"))
+    dz_neg = _add(layer.linear(dx_pos, "neg"), layer.linear(dx_neg, "pos"))
+    f_ref = activation(z_ref)
+    dy_pos = 0.5 * (activation(z_ref + dz_pos) - f_ref) + 0.5 * (out - activation(z_ref + dz_neg))
+    dy_neg = 0.5 * (activation(z_ref + dz_neg) - f_ref) + 0.5 * (out - activation(z_ref + dz_pos))
+    m_pos = m * dy_pos / (dz_pos + stab * (dz_pos == 0))
+    m_neg = m * dy_neg / (dz_neg - stab * (dz_neg == 0))
+    return sign_routed(layer, delta_x, m_pos, m_neg)
+
+
+def sign_routed(layer: LinearMap, delta_x: Tensor, m_pos: Tensor, m_neg: Tensor) -> Tensor:
+    """RevealCancel's linear part: ``m⁺``/``m⁻`` reach inputs by the sign of ``Δx``."""
+    positive = _add(layer.transpose(m_pos, "pos"), layer.transpose(m_neg, "neg"))
+    negative = _add(layer.transpose(m_pos, "neg"), layer.transpose(m_neg, "pos"))
+    zero = layer.transpose((m_pos + m_neg) / 2, "all")
+    return torch.where(delta_x > 0, positive, torch.where(delta_x < 0, negative, zero))
