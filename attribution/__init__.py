@@ -10,7 +10,10 @@ The public API mirrors the R package innsight (with 0-based indices)::
 
 from attribution.converter.converter import Converter
 from attribution.errors import UnsupportedLayerError
+from attribution.methods.connection_weights import ConnectionWeights
+from attribution.methods.deeplift import DeepLift, DeepSHAP
 from attribution.methods.gradient import ExpectedGradient, Gradient, IntegratedGradient, SmoothGrad
+from attribution.methods.lrp import LRP
 from attribution.methods.torch_direct import (
     torch_expgrad,
     torch_grad,
@@ -22,8 +25,12 @@ from attribution.result import AttributionResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "LRP",
     "AttributionResult",
+    "ConnectionWeights",
     "Converter",
+    "DeepLift",
+    "DeepSHAP",
     "ExpectedGradient",
     "Gradient",
     "IntegratedGradient",

@@ -72,8 +72,8 @@ class AttributionResult:
 
     @property
     def n_data(self) -> int:
-        """Number of explained instances (rows)."""
-        return next(len(p) for p in self.preds if p is not None)
+        """Number of explained instances (rows); 1 for global Connection Weights."""
+        return next(len(t) for per_input in self.result for t in per_input if t is not None)
 
     def get_result(self, type: ResultType = "array") -> Any:
         """The attributions as numpy arrays, torch tensors or innsight's tidy data frame.
@@ -126,7 +126,7 @@ class AttributionResult:
             if not self.output_idx[k]:
                 continue
             labels = [self.output_names[k][i] for i in self.output_idx[k]]
-            preds = self.preds[k].numpy()
+            preds = None if self.preds[k] is None else self.preds[k].numpy()
             goal = None if self.decomp_goal[k] is None else self.decomp_goal[k].numpy()
             for j, tensor in enumerate(per_input):
                 if tensor is not None:
@@ -208,7 +208,7 @@ def _block(
     input_layer: int,
     names: list[list[str]],
     labels: list[str],
-    preds: np.ndarray,
+    preds: np.ndarray | None,
     goal: np.ndarray | None,
 ) -> pd.DataFrame:
     """The rows of one (output layer, input layer) pair, ``data`` varying fastest."""
@@ -234,7 +234,7 @@ def _block(
     block |= {
         "output_node": np.asarray(labels)[out_i],
         "value": values.ravel(order="F"),
-        "pred": preds[data_i, out_i],
+        "pred": np.nan if preds is None else preds[data_i, out_i],
         "decomp_sum": decomp_sum[data_i, out_i],
         "decomp_goal": np.nan if goal is None else goal[data_i, out_i],
         "input_dimension": rank,

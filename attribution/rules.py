@@ -94,14 +94,21 @@ def _per_type(value: Any, argument: str, default: Any) -> dict[str, Any]:
 class LinearMap(Protocol):
     """What a linear layer offers the rules: its weight in parts, and its bias in parts."""
 
-    def linear(self, x: Tensor, part: Part) -> Tensor | None:
+    def apply(self, x: Tensor, part: Part) -> Tensor | None:
         """``W x`` without bias, for the weight part (None where that part is zero)."""
 
-    def transpose(self, v: Tensor, part: Part) -> Tensor | None:
+    def adjoint(self, v: Tensor, part: Part) -> Tensor | None:
         """``Wᵀ v`` for ``v`` of shape ``(K, batch, *out)`` (None where the part is zero)."""
 
     def bias_parts(self) -> tuple[Tensor | float, Tensor | float]:
         """``(b⁺, b⁻)`` shaped to broadcast against the output (0 without bias)."""
+
+
+def weight_part(weight: Tensor, part: Part) -> Tensor:
+    """``W``, ``W⁺`` or ``W⁻``."""
+    if part == "all":
+        return weight
+    return weight.clamp(min=0) if part == "pos" else weight.clamp(max=0)
 
 
 def _add(*terms: Tensor | None) -> Tensor | float:
@@ -123,23 +130,23 @@ def lrp_linear(
     if rule.name in ("simple", "epsilon"):
         epsilon = stab if rule.name == "simple" else rule.param
         denominator = z + epsilon * torch.sign(z) + stab * (z == 0)
-        return x * layer.transpose(R / denominator, "all")
+        return x * layer.adjoint(R / denominator, "all")
     if rule.name == "alpha_beta":
         alpha = rule.param
         x_pos, x_neg = x.clamp(min=0), x.clamp(max=0)
         b_pos, b_neg = layer.bias_parts()
-        z_pos = _add(layer.linear(x_pos, "pos"), layer.linear(x_neg, "neg")) + b_pos
+        z_pos = _add(layer.apply(x_pos, "pos"), layer.apply(x_neg, "neg")) + b_pos
         ratio = R / (z_pos + stab * (z_pos == 0) + stab * torch.sign(z_pos))
         relevance = alpha * _add(
-            _times(x_pos, layer.transpose(ratio, "pos")),
-            _times(x_neg, layer.transpose(ratio, "neg")),
+            _times(x_pos, layer.adjoint(ratio, "pos")),
+            _times(x_neg, layer.adjoint(ratio, "neg")),
         )
         if alpha != 1:
-            z_neg = _add(layer.linear(x_pos, "neg"), layer.linear(x_neg, "pos")) + b_neg
+            z_neg = _add(layer.apply(x_pos, "neg"), layer.apply(x_neg, "pos")) + b_neg
             ratio = R / (z_neg - stab * (z_neg == 0) + stab * torch.sign(z_neg))
             relevance = relevance + (1 - alpha) * _add(
-                _times(x_neg, layer.transpose(ratio, "pos")),
-                _times(x_pos, layer.transpose(ratio, "neg")))  # fmt: skip
+                _times(x_neg, layer.adjoint(ratio, "pos")),
+                _times(x_pos, layer.adjoint(ratio, "neg")))  # fmt: skip
         return relevance
     raise ValueError(
         f"rule_name '{rule.name}' only works for layers whose input and output have the same "
@@ -177,28 +184,59 @@ def reveal_cancel(
     out: Tensor,
     m: Tensor,
     stab: float,
-) -> list[Tensor]:
-    """DeepLift's RevealCancel rule through ``y = f(W x + b)``; returns ``m_x``.
+) -> tuple[Tensor, Tensor]:
+    """DeepLift's RevealCancel rule through ``y = f(W x + b)``: the multipliers ``m⁺, m⁻``.
 
     ``Δz⁺ = W⁺Δx⁺ + W⁻Δx⁻`` and ``Δz⁻ = W⁻Δx⁺ + W⁺Δx⁻``; the output change is split into
-    Shapley-like halves ``Δy⁺``/``Δy⁻``, giving ``m⁺ = m Δy⁺/Δz⁺`` and ``m⁻ = m Δy⁻/Δz⁻``,
-    which reach each input by the sign of its ``Δx``.
+    Shapley-like halves ``Δy⁺``/``Δy⁻``, giving ``m⁺ = m Δy⁺/Δz⁺`` and ``m⁻ = m Δy⁻/Δz⁻``
+    (then :func:`sign_routed` takes them to the inputs). Where ``Δz⁺`` or ``Δz⁻`` is zero,
+    the other part takes all of ``Δy``, so that softmax keeps summation-to-delta.
     """
     delta_x = x - x_ref
     dx_pos, dx_neg = delta_x.clamp(min=0), delta_x.clamp(max=0)
-    dz_pos = _add(layer.linear(dx_pos, "pos"), layer.linear(dx_neg, "neg"))
-    dz_neg = _add(layer.linear(dx_pos, "neg"), layer.linear(dx_neg, "pos"))
+    dz_pos = _add(layer.apply(dx_pos, "pos"), layer.apply(dx_neg, "neg"))
+    dz_neg = _add(layer.apply(dx_pos, "neg"), layer.apply(dx_neg, "pos"))
     f_ref = activation(z_ref)
     dy_pos = 0.5 * (activation(z_ref + dz_pos) - f_ref) + 0.5 * (out - activation(z_ref + dz_neg))
     dy_neg = 0.5 * (activation(z_ref + dz_neg) - f_ref) + 0.5 * (out - activation(z_ref + dz_pos))
-    m_pos = m * dy_pos / (dz_pos + stab * (dz_pos == 0))
-    m_neg = m * dy_neg / (dz_neg - stab * (dz_neg == 0))
-    return sign_routed(layer, delta_x, m_pos, m_neg)
+    # Where one part of Δz is zero the other carries all of Δy: for element-wise f that
+    # part of Δy is zero anyway; for softmax it keeps summation-to-delta.
+    pos_zero, neg_zero = dz_pos == 0, dz_neg == 0
+    total = dy_pos + dy_neg
+    dy_pos = torch.where(pos_zero, 0.0, torch.where(neg_zero, total, dy_pos))
+    dy_neg = torch.where(neg_zero, 0.0, torch.where(pos_zero, total, dy_neg))
+    m_pos = m * dy_pos / (dz_pos + stab * pos_zero)
+    m_neg = m * dy_neg / (dz_neg - stab * neg_zero)
+    return m_pos, m_neg
 
 
 def sign_routed(layer: LinearMap, delta_x: Tensor, m_pos: Tensor, m_neg: Tensor) -> Tensor:
     """RevealCancel's linear part: ``m⁺``/``m⁻`` reach inputs by the sign of ``Δx``."""
-    positive = _add(layer.transpose(m_pos, "pos"), layer.transpose(m_neg, "neg"))
-    negative = _add(layer.transpose(m_pos, "neg"), layer.transpose(m_neg, "pos"))
-    zero = layer.transpose((m_pos + m_neg) / 2, "all")
+    positive = _add(layer.adjoint(m_pos, "pos"), layer.adjoint(m_neg, "neg"))
+    negative = _add(layer.adjoint(m_pos, "neg"), layer.adjoint(m_neg, "pos"))
+    zero = layer.adjoint((m_pos + m_neg) / 2, "all")
     return torch.where(delta_x > 0, positive, torch.where(delta_x < 0, negative, zero))
+
+
+def lrp_scaling(
+    f: Tensor, c: Tensor, x: Tensor, y: Tensor, R: Tensor, rule: LRPRule, stab: float
+) -> Tensor:
+    """LRP through the element-wise ``y = f x + c`` of batch normalisation.
+
+    ``simple``: ``R_in = f x / y ⊙ R``; ``epsilon``: ``y + ε·sign(y)`` as denominator;
+    ``alpha_beta``: ``α (fx)⁺ / ((fx)⁺ + c⁺) + (1 − α)(fx)⁻ / ((fx)⁻ + c⁻)``; ``pass``:
+    ``R_in = R``. The stabiliser is added where a denominator is 0.
+    """
+    if rule.name == "pass":
+        return R
+    fx = f * x
+    if rule.name == "simple":
+        return fx / (y + stab * (y == 0)) * R
+    if rule.name == "epsilon":
+        return fx / (y + rule.param * torch.sign(y) + stab * (y == 0)) * R
+    alpha = rule.param
+    pos, neg = fx.clamp(min=0), fx.clamp(max=0)
+    ratio = alpha * pos / (pos + stab * (pos == 0) + c.clamp(min=0)) + (1 - alpha) * neg / (
+        neg - stab * (neg == 0) + c.clamp(max=0)
+    )
+    return ratio * R

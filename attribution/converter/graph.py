@@ -113,6 +113,23 @@ class ConvertedModel(nn.Module):
             node.in_dims = [tuple(arg.shape[1:]) for arg in args]
             node.out_dim = tuple(out.shape[1:])
 
+    def inputs_reaching(self, position: int) -> set[int]:
+        """The model inputs that the layer at ``position`` depends on."""
+        reached: set[int] = set()
+        stack = [position]
+        seen: set[int] = set()
+        while stack:
+            current = stack.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            for ref in self.nodes[current].inputs:
+                if ref.kind == "input":
+                    reached.add(ref.index)
+                else:
+                    stack.append(ref.index)
+        return reached
+
     def forward(self, *inputs: Tensor) -> list[Tensor]:
         """The activated outputs, one tensor per output layer."""
         return self.run(inputs).outputs

@@ -97,6 +97,10 @@ class ActivationLayer(Layer):
         """The input itself."""
         return x
 
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The identity."""
+        return [v]
+
 
 # --- torch modules and functions -------------------------------------------------------------
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attribution.converter.registry import Call, register_module, register_spec
 from attribution.converter.spec_values import spec_ints, spec_tensor
 from attribution.layers.activation import Activation
-from attribution.layers.base import Layer
+from attribution.layers.base import Layer, LayerValues, weighted_deeplift
+from attribution.layers.reshape import pad_adjoint
+from attribution.rules import LRPRule, Part, lrp_linear, weight_part
 
 
 class ConvLayer(Layer):
@@ -33,6 +36,7 @@ class ConvLayer(Layer):
     fuses_activation = True
     n_spatial: ClassVar[int]
     _convolve: ClassVar[Callable[..., Tensor]]
+    _convolve_input: ClassVar[Callable[..., Tensor]]
 
     def __init__(
         self,
@@ -56,15 +60,85 @@ class ConvLayer(Layer):
         self.groups = groups
 
     def preactivation(self, x: Tensor) -> Tensor:
-        """The convolution, padding first where it is asymmetric or not zeros."""
-        starts, ends = self.padding[0::2][::-1], self.padding[1::2][::-1]
-        if starts == ends and self.padding_mode == "zeros":
-            padding = starts
-        else:
-            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
-            x, padding = F.pad(x, self.padding, mode=mode), 0
+        """The convolution."""
+        return self.convolve(x, self.weight, self.bias)
+
+    def convolve(self, x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+        """Convolve with ``weight``, padding first where it is asymmetric or not zeros."""
+        padding = self._conv_padding()
+        if padding is None:
+            x, padding = F.pad(x, self.padding, mode=self._pad_mode()), 0
         convolve = type(self)._convolve
-        return convolve(x, self.weight, self.bias, self.stride, padding, self.dilation, self.groups)
+        return convolve(x, weight, bias, self.stride, padding, self.dilation, self.groups)
+
+    def _conv_padding(self) -> tuple[int, ...] | None:
+        """The padding the convolution does itself, or None where ``F.pad`` goes first."""
+        starts, ends = self.padding[0::2][::-1], self.padding[1::2][::-1]
+        return starts if starts == ends and self.padding_mode == "zeros" else None
+
+    def _pad_mode(self) -> str:
+        return "constant" if self.padding_mode == "zeros" else self.padding_mode
+
+    def linear_map(self, in_shape: tuple[int, ...]) -> _ConvMap:
+        """The rules' view of the convolution for inputs of shape ``in_shape``."""
+        return _ConvMap(self, in_shape)
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The transposed convolution."""
+        return [self.linear_map(in_shapes[0]).adjoint(v, "all")]
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
+        linear_map = self.linear_map(values.in_shapes[0])
+        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
+
+    def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
+        """Rescale, or RevealCancel through the fused activation."""
+        linear_map = self.linear_map(values.in_shapes[0])
+        return weighted_deeplift(self, linear_map, values, reference, m_out, m_pre, rule_name, stab)
+
+
+class _ConvMap:
+    """A convolution's :class:`~attribution.rules.LinearMap` for one input shape."""
+
+    def __init__(self, layer: ConvLayer, in_shape: tuple[int, ...]) -> None:
+        self.layer = layer
+        self.in_shape = in_shape
+
+    def apply(self, x: Tensor, part: Part) -> Tensor:
+        """The convolution with ``W``, ``W⁺`` or ``W⁻``, without bias."""
+        return self.layer.convolve(x, weight_part(self.layer.weight, part))
+
+    def adjoint(self, v: Tensor, part: Part) -> Tensor:
+        """The transposed convolution of ``v`` ``(K, batch, *out)``."""
+        layer = self.layer
+        k, batch = v.shape[:2]
+        flat = v.reshape(k * batch, *v.shape[2:])
+        padding = layer._conv_padding()
+        shape = self.in_shape
+        if padding is None:  # F.pad went first: transpose on the padded input, then unpad
+            pairs = list(zip(layer.padding[0::2], layer.padding[1::2], strict=True))[::-1]
+            shape = (
+                shape[0],
+                *(size + a + b for size, (a, b) in zip(shape[1:], pairs, strict=True)),
+            )
+        gradient = type(layer)._convolve_input(
+            (k * batch, *shape), weight_part(layer.weight, part), flat, layer.stride,
+            padding or 0, layer.dilation, layer.groups,
+        )  # fmt: skip
+        if padding is None:
+            gradient = pad_adjoint(gradient, layer.padding, layer._pad_mode(), self.in_shape)
+        return gradient.reshape(k, batch, *self.in_shape)
+
+    def bias_parts(self) -> tuple[Tensor | float, Tensor | float]:
+        """``(b⁺, b⁻)`` per channel, broadcasting over the spatial axes."""
+        bias = self.layer.bias
+        if bias is None:
+            return 0.0, 0.0
+        bias = bias.reshape(-1, *([1] * self.layer.n_spatial))
+        return bias.clamp(min=0), bias.clamp(max=0)
 
 
 class Conv1DLayer(ConvLayer):
@@ -73,6 +147,7 @@ class Conv1DLayer(ConvLayer):
     type_name = "Conv1D_Layer"
     n_spatial = 1
     _convolve = F.conv1d
+    _convolve_input = staticmethod(torch.nn.grad.conv1d_input)
 
 
 class Conv2DLayer(ConvLayer):
@@ -81,6 +156,7 @@ class Conv2DLayer(ConvLayer):
     type_name = "Conv2D_Layer"
     n_spatial = 2
     _convolve = F.conv2d
+    _convolve_input = staticmethod(torch.nn.grad.conv2d_input)
 
 
 def same_padding(kernel_size: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:

@@ -8,7 +8,8 @@ from torch import Tensor, nn
 from attribution.converter.registry import Call, register_module, register_spec
 from attribution.converter.spec_values import spec_tensor
 from attribution.layers.activation import Activation
-from attribution.layers.base import Layer
+from attribution.layers.base import Layer, LayerValues, weighted_deeplift
+from attribution.rules import LRPRule, Part, lrp_linear, weight_part
 
 
 class DenseLayer(Layer):
@@ -34,6 +35,36 @@ class DenseLayer(Layer):
     def preactivation(self, x: Tensor) -> Tensor:
         """``W x + b``."""
         return F.linear(x, self.weight, self.bias)
+
+    # --- the LinearMap of the rules: W, W⁺ or W⁻ and the bias split -------------------------
+
+    def apply(self, x: Tensor, part: Part) -> Tensor:
+        """``W x`` (no bias) for the weight part."""
+        return F.linear(x, weight_part(self.weight, part))
+
+    def adjoint(self, v: Tensor, part: Part) -> Tensor:
+        """``Wᵀ v`` for the weight part; ``v`` is ``(K, batch, out)``."""
+        return v @ weight_part(self.weight, part)
+
+    def bias_parts(self) -> tuple[Tensor | float, Tensor | float]:
+        """``(b⁺, b⁻)``."""
+        return (0.0, 0.0) if self.bias is None else (self.bias.clamp(min=0), self.bias.clamp(max=0))
+
+    # --- rules ------------------------------------------------------------------------------
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """``Wᵀ v``."""
+        return [v @ self.weight]
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
+        return [lrp_linear(self, values.inputs[0], values.pre, R, rule, stab)]
+
+    def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
+        """Rescale, or RevealCancel through the fused activation."""
+        return weighted_deeplift(self, self, values, reference, m_out, m_pre, rule_name, stab)
 
 
 @register_module(nn.Linear)

@@ -10,7 +10,8 @@ from torch import Tensor
 from attribution.converter.registry import Call, register_function, register_spec
 from attribution.converter.spec_values import spec_axis
 from attribution.layers._axes import batched_dim, instance_dim
-from attribution.layers.base import Layer
+from attribution.layers.base import Layer, LayerValues
+from attribution.rules import LRPRule
 
 
 class AddLayer(Layer):
@@ -21,6 +22,20 @@ class AddLayer(Layer):
     def preactivation(self, *inputs: Tensor) -> Tensor:
         """The sum of the inputs."""
         return torch.stack(inputs).sum(0) if len(inputs) > 2 else inputs[0] + inputs[1]
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """A copy for each input."""
+        return [v] * len(in_shapes)
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """An equal share ``R / n`` for each of the ``n`` inputs, as innsight splits it."""
+        return [R / len(values.inputs)] * len(values.inputs)
+
+    def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """An equal share for each input, as innsight splits it."""
+        return [R / len(in_shapes)] * len(in_shapes)
 
 
 class ConcatenateLayer(Layer):
@@ -35,6 +50,12 @@ class ConcatenateLayer(Layer):
     def preactivation(self, *inputs: Tensor) -> Tensor:
         """The concatenated inputs."""
         return torch.cat(inputs, dim=batched_dim(self.axis))
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The parts of each input."""
+        axis = self.axis if self.axis < 0 else self.axis - len(in_shapes[0])
+        sizes = [shape[axis] for shape in in_shapes]
+        return list(torch.split(v, sizes, dim=axis))
 
 
 @register_function(operator.add, torch.add, "method:add")

@@ -8,7 +8,8 @@ from torch import Tensor, nn
 
 from attribution.converter.registry import Call, register_module, register_spec
 from attribution.converter.spec_values import spec_tensor
-from attribution.layers.base import Layer
+from attribution.layers.base import Layer, LayerValues
+from attribution.rules import LRPRule, lrp_scaling
 
 
 class BatchNormLayer(Layer):
@@ -44,6 +45,28 @@ class BatchNormLayer(Layer):
         return F.batch_norm(
             x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps
         )
+
+    def scale_shift(self, n_spatial: int) -> tuple[Tensor, Tensor]:
+        """``(f, c)`` of ``y = f x + c`` per channel, shaped to broadcast over space."""
+        scale = torch.rsqrt(self.running_var + self.eps)
+        if self.weight is not None:
+            scale = scale * self.weight
+        shift = -self.running_mean * scale
+        if self.bias is not None:
+            shift = shift + self.bias
+        shape = (-1, *([1] * n_spatial))
+        return scale.reshape(shape), shift.reshape(shape)
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """``f v``."""
+        return [v * self.scale_shift(len(in_shapes[0]) - 1)[0]]
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The rule of :func:`~attribution.rules.lrp_scaling` (``pass`` skips the layer)."""
+        scale, shift = self.scale_shift(len(values.in_shapes[0]) - 1)
+        return [lrp_scaling(scale, shift, values.inputs[0], values.pre, R, rule, stab)]
 
 
 @register_module(nn.BatchNorm1d, nn.BatchNorm2d)

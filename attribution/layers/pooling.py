@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -11,7 +12,8 @@ from torch import Tensor, nn
 
 from attribution.converter.registry import Call, register_function, register_module, register_spec
 from attribution.converter.spec_values import spec_ints
-from attribution.layers.base import Layer
+from attribution.layers.base import Layer, LayerValues, sum_present
+from attribution.rules import LRPRule, Part, lrp_linear
 
 
 class PoolLayer(Layer):
@@ -29,7 +31,42 @@ class PoolLayer(Layer):
         return type(self)._pool(x, **self.options)
 
 
-class AvgPool1DLayer(PoolLayer):
+class AvgPoolLayer(PoolLayer):
+    """Average pooling: a linear map with non-negative weights ``1/k`` and no bias."""
+
+    def linear_map(self, in_shape: tuple[int, ...]) -> _AvgPoolMap:
+        """The rules' view of the pooling (its ``W⁻`` is zero)."""
+        return _AvgPoolMap(self, in_shape)
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
+        linear_map = self.linear_map(values.in_shapes[0])
+        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
+
+
+class _AvgPoolMap:
+    """Average pooling as a :class:`~attribution.rules.LinearMap`."""
+
+    def __init__(self, layer: AvgPoolLayer, in_shape: tuple[int, ...]) -> None:
+        self.layer = layer
+        self.in_shape = in_shape
+
+    def apply(self, x: Tensor, part: Part) -> Tensor | None:
+        """The pooling (None for the zero negative part)."""
+        return None if part == "neg" else self.layer.preactivation(x)
+
+    def adjoint(self, v: Tensor, part: Part) -> Tensor | None:
+        """The transposed pooling (None for the zero negative part)."""
+        return None if part == "neg" else self.layer.transpose(v, [self.in_shape])[0]
+
+    def bias_parts(self) -> tuple[float, float]:
+        """No bias."""
+        return 0.0, 0.0
+
+
+class AvgPool1DLayer(AvgPoolLayer):
     """Average pooling of signals."""
 
     type_name = "AvgPool1D_Layer"
@@ -37,7 +74,7 @@ class AvgPool1DLayer(PoolLayer):
     _pool = F.avg_pool1d
 
 
-class AvgPool2DLayer(PoolLayer):
+class AvgPool2DLayer(AvgPoolLayer):
     """Average pooling of images."""
 
     type_name = "AvgPool2D_Layer"
@@ -45,20 +82,90 @@ class AvgPool2DLayer(PoolLayer):
     _pool = F.avg_pool2d
 
 
-class MaxPool1DLayer(PoolLayer):
+class MaxPoolLayer(PoolLayer):
+    """Max pooling.
+
+    With ``winner_takes_all`` (the default) relevance and multipliers go to the maximum of
+    each window (where windows overlap, their shares add up); otherwise the layer is
+    treated as average pooling over the same windows, and DeepLift rescales by
+    ``(max(x) − max(x_ref)) / avg(x − x_ref)``, which keeps summation-to-delta.
+    """
+
+    _average: ClassVar[type[AvgPoolLayer]]
+
+    def average(self) -> AvgPoolLayer:
+        """Average pooling over the same windows."""
+        dilation = self.options.get("dilation", 1)
+        if dilation not in (1, (1,) * self.n_spatial, [1] * self.n_spatial):
+            raise ValueError(
+                f"winner_takes_all=False treats max pooling as average pooling, which has no "
+                f"dilation; this layer has dilation {dilation}. Use winner_takes_all=True."
+            )
+        options = {key: value for key, value in self.options.items() if key != "dilation"}
+        return type(self)._average(**options)
+
+    def route(self, x: Tensor, R: Tensor) -> Tensor:
+        """``R`` sent to the position of each window's maximum of ``x``."""
+        _, indices = type(self)._pool(x, **self.options, return_indices=True)
+        return scatter_to_positions(R, indices, tuple(x.shape[1:]))
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """Winner takes all, or the average-pooling rule ``rule``."""
+        x = values.inputs[0]
+        if winner_takes_all:
+            return [self.route(x, R)]
+        average = self.average()
+        linear_map = average.linear_map(values.in_shapes[0])
+        return [lrp_linear(linear_map, x, average.preactivation(x), R, rule, stab)]
+
+    def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
+        """Winner takes all, or rescaled average pooling."""
+        m = sum_present(m_out, m_pre)
+        x = values.inputs[0]
+        if winner_takes_all:
+            return [self.route(x, m)]
+        average = self.average()
+        delta = average.preactivation(x - reference.inputs[0])
+        ratio = (values.out - reference.out) / (delta + stab * (delta == 0))
+        return average.transpose(m * ratio, values.in_shapes)
+
+    def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """To the first position of each window (innsight pools a tensor of ones)."""
+        ones = torch.ones(1, *in_shapes[0], dtype=R.dtype, device=R.device)
+        return [self.route(ones, R)]
+
+
+class MaxPool1DLayer(MaxPoolLayer):
     """Max pooling of signals."""
 
     type_name = "MaxPool1D_Layer"
     n_spatial = 1
     _pool = F.max_pool1d
+    _average = AvgPool1DLayer
 
 
-class MaxPool2DLayer(PoolLayer):
+class MaxPool2DLayer(MaxPoolLayer):
     """Max pooling of images."""
 
     type_name = "MaxPool2D_Layer"
     n_spatial = 2
     _pool = F.max_pool2d
+    _average = AvgPool2DLayer
+
+
+def scatter_to_positions(R: Tensor, indices: Tensor, in_shape: tuple[int, ...]) -> Tensor:
+    """Add ``R`` ``(K, batch, channels, *out)`` into the input positions ``indices``.
+
+    ``indices`` ``(batch, channels, *out)`` index the flattened spatial axes of the input,
+    as torch's max pooling returns them.
+    """
+    k, batch, channels = R.shape[:3]
+    index = indices.reshape(1, len(indices), channels, -1).expand(k, -1, -1, -1)
+    spread = R.new_zeros(k, batch, channels, math.prod(in_shape[1:]))
+    spread.scatter_add_(3, index, R.reshape(k, batch, channels, -1))
+    return spread.reshape(k, batch, *in_shape)
 
 
 class GlobalPoolLayer(Layer):
@@ -82,17 +189,42 @@ class GlobalPoolLayer(Layer):
 
 
 class GlobalAvgPoolLayer(GlobalPoolLayer):
-    """Global average pooling."""
+    """Global average pooling: every position gets ``1/N`` of the signal (innsight's LRP
+    too, regardless of the input values)."""
 
     type_name = "GlobalAvgPool_Layer"
     _reduce = torch.mean
 
 
 class GlobalMaxPoolLayer(GlobalPoolLayer):
-    """Global max pooling."""
+    """Global max pooling: the signal goes to the position of each channel's maximum.
+
+    (innsight gives every tied maximum the whole signal; here the first one gets it, so
+    relevance is conserved.)
+    """
 
     type_name = "GlobalMaxPool_Layer"
     _reduce = torch.amax
+
+    def route(self, x: Tensor, R: Tensor) -> Tensor:
+        """``R`` sent to the position of each channel's maximum of ``x``."""
+        indices = x.flatten(2).argmax(-1, keepdim=True)
+        return scatter_to_positions(R, indices, tuple(x.shape[1:]))
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """To the maxima."""
+        return [self.route(values.inputs[0], R)]
+
+    def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
+        """To the maxima of ``x``."""
+        return [self.route(values.inputs[0], sum_present(m_out, m_pre))]
+
+    def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """To the first position (innsight pools a tensor of ones)."""
+        ones = torch.ones(1, *in_shapes[0], dtype=R.dtype, device=R.device)
+        return [self.route(ones, R)]
 
 
 # --- torch modules and functions -------------------------------------------------------------

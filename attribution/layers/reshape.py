@@ -45,6 +45,14 @@ class FlattenLayer(Layer):
             x = x.movedim(1, -1)
         return torch.flatten(x, batched_dim(self.start_dim), batched_dim(self.end_dim))
 
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The values put back into the input's shape."""
+        shape = in_shapes[0]
+        if self.channels_last:
+            shape = (*shape[1:], shape[0])
+        v = v.reshape(*v.shape[:2], *shape)
+        return [v.movedim(-1, 2) if self.channels_last else v]
+
 
 class PaddingLayer(Layer):
     """Pad the spatial axes.
@@ -67,6 +75,31 @@ class PaddingLayer(Layer):
         """The padded input."""
         value = self.value if self.mode == "constant" else None
         return F.pad(x, self.padding, mode=self.mode, value=value)
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """Cropping (constant padding), or the adjoint of the reflection/replication."""
+        k, batch = v.shape[:2]
+        flat = v.reshape(k * batch, *v.shape[2:])
+        gradient = pad_adjoint(flat, self.padding, self.mode, in_shapes[0])
+        return [gradient.reshape(k, batch, *in_shapes[0])]
+
+
+def pad_adjoint(v: Tensor, padding: Sequence[int], mode: str, in_shape: tuple[int, ...]):
+    """The adjoint of ``F.pad(·, padding, mode)`` for ``v`` of shape ``(N, *padded)``.
+
+    Constant padding adds values that depend on no input, so its adjoint crops; reflected,
+    replicated and circular padding copy inputs, so their adjoint adds the copies back.
+    """
+    if mode == "constant":
+        index = [slice(None)] * v.ndim
+        for axis, (before, after) in enumerate(zip(padding[0::2], padding[1::2], strict=True)):
+            dim = v.ndim - 1 - axis
+            index[dim] = slice(before, v.shape[dim] - after)
+        return v[tuple(index)]
+    with torch.enable_grad():
+        point = torch.zeros(len(v), *in_shape, dtype=v.dtype, device=v.device, requires_grad=True)
+        (gradient,) = torch.autograd.grad(F.pad(point, padding, mode=mode), point, v)
+    return gradient
 
 
 # --- torch modules and functions -------------------------------------------------------------

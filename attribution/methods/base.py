@@ -235,13 +235,14 @@ COMMON_DOC = """
     ignore_last_act : bool, default=True
         Explain each output layer's pre-activation instead of its activated output.
     verbose : bool, default=False
-        Show a progress bar (one step per chunk of sample points).
+        Show innsight's "Backward pass" progress bar.
     dtype : {"float", "double"}, default="float"
         Precision of the computation.
     progress_callback : callable, default=None
-        Called as ``callback(done, total)`` after each chunk (used by the dashboard).
+        Called as ``callback(done, total)`` after each step (used by the dashboard).
     memory_budget : int, default=None
-        Bytes of activations per chunk; None: 32 MiB on CPU, 1 GiB on GPU."""
+        Bytes of working memory per chunk of instances or sample points; None: 32 MiB on
+        CPU, 1 GiB on GPU."""
 
 
 COMMON_ARGS = (
