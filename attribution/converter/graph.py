@@ -92,6 +92,11 @@ class ConvertedModel(nn.Module):
         self.register_buffer("_precision", torch.empty(0, dtype=torch.float64), persistent=False)
 
     @property
+    def device(self) -> torch.device:
+        """Where the weights are."""
+        return self._precision.device
+
+    @property
     def dtype(self) -> torch.dtype:
         """The floating point type of the weights (float64 until cast with ``.to``)."""
         return self._precision.dtype

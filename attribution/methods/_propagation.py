@@ -112,7 +112,7 @@ def row_chunks(
         sum(math.prod(d) for d in node.in_dims) + math.prod(node.out_dim) for node in model.nodes
     )
     budget = memory_budget or DEFAULT_MEMORY_BUDGET.get(
-        model._precision.device.type, DEFAULT_MEMORY_BUDGET["cuda"]
+        model.device.type, DEFAULT_MEMORY_BUDGET["cuda"]
     )
     rows = max(1, budget // ((copies * kept + 2 * n_outputs * signal) * element))
     step = math.ceil(n_rows / math.ceil(n_rows / rows))

@@ -54,14 +54,13 @@ class ModelView:
             pass_ = model.run(inputs)
             return (pass_.preactivations if ignore_last_act else pass_.outputs), pass_.outputs
 
-        device = next((b.device for b in model.buffers()), torch.device("cpu"))
         return cls(
             run,
             converter.input_dim,
             converter.input_names,
             converter.output_names,
             model.dtype,
-            device,
+            model.device,
             model,
         )
 
