@@ -10,6 +10,7 @@ weight, its positive part ``W⁺`` or its negative part ``W⁻``, plus the bias 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -56,25 +57,36 @@ def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
     ``rule_name`` and ``rule_param`` are a value for all layer types or dicts keyed by
     layer-type name; types missing from a dict get ``"simple"`` / the rule's default.
     """
+    if isinstance(rule_name, str) and rule_name == "pass":
+        raise ValueError(
+            "rule_name 'pass' skips a layer whose input and output have the same size, so "
+            "it is only for BatchNorm_Layer: use rule_name={'BatchNorm_Layer': 'pass'}."
+        )
     names = _per_type(rule_name, "rule_name", "simple")
     params = _per_type(rule_param, "rule_param", None)
     rules = {}
     for layer_type in RULE_LAYER_TYPES:
         name = names[layer_type]
-        if name not in LRP_RULES:
+        if not isinstance(name, str) or name not in LRP_RULES:
             raise ValueError(
-                f"rule_name {name!r} is not an LRP rule; valid rules: {', '.join(LRP_RULES)}."
+                f"rule_name {name!r} is not an LRP rule; valid rules: {', '.join(LRP_RULES)} "
+                "('pass' for BatchNorm_Layer only)."
             )
         if name == "pass" and layer_type != "BatchNorm_Layer":
+            valid = ", ".join(rule for rule in LRP_RULES if rule != "pass")
             raise ValueError(
                 f"rule_name 'pass' is only for BatchNorm_Layer (it skips a layer whose input "
-                f"and output have the same size); got it for {layer_type}."
+                f"and output have the same size); got it for {layer_type}, whose valid rules "
+                f"are {valid}."
             )
         param = params[layer_type]
         if param is None:
             param = LRP_DEFAULT_PARAMS[name]
-        elif isinstance(param, bool) or not isinstance(param, (int, float)):
-            raise TypeError(f"rule_param must be a number; got {param!r} for {layer_type}.")
+        elif isinstance(param, bool) or not isinstance(param, numbers.Real):
+            raise TypeError(
+                f"rule_param must be a number (ε for 'epsilon', α for 'alpha_beta') or None "
+                f"for the rule's default; got {param!r} for {layer_type}."
+            )
         rules[layer_type] = LRPRule(name, None if param is None else float(param))
     return rules
 

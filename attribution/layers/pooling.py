@@ -126,10 +126,7 @@ class MaxPoolLayer(PoolLayer):
         x = values.inputs[0]
         if winner_takes_all:
             return [self.route(x, m)]
-        average = self.average()
-        delta = average.preactivation(x - reference.inputs[0])
-        ratio = (values.out - reference.out) / (delta + stab * (delta == 0))
-        return average.transpose(m * ratio, values.in_shapes)
+        return rescaled_average(self.average(), values, reference, m, stab)
 
     def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """To the first position of each window (innsight pools a tensor of ones)."""
@@ -153,6 +150,19 @@ class MaxPool2DLayer(MaxPoolLayer):
     n_spatial = 2
     _pool = F.max_pool2d
     _average = AvgPool2DLayer
+
+
+def rescaled_average(
+    average: Layer, values: LayerValues, reference: LayerValues, m: Tensor, stab: float
+) -> list[Tensor]:
+    """DeepLift through max pooling treated as ``average`` pooling over the same windows.
+
+    The multipliers are rescaled by ``(max(x) − max(x_ref)) / avg(x − x_ref)`` and spread
+    evenly over each window, so that ``Σ m_in Δx = Σ m Δy`` (summation-to-delta).
+    """
+    delta = average.preactivation(values.inputs[0] - reference.inputs[0])
+    ratio = (values.out - reference.out) / (delta + stab * (delta == 0))
+    return average.transpose(m * ratio, values.in_shapes)
 
 
 def scatter_to_positions(R: Tensor, indices: Tensor, in_shape: tuple[int, ...]) -> Tensor:
@@ -200,7 +210,11 @@ class GlobalMaxPoolLayer(GlobalPoolLayer):
     """Global max pooling: the signal goes to the position of each channel's maximum.
 
     (innsight gives every tied maximum the whole signal; here the first one gets it, so
-    relevance is conserved.)
+    relevance is conserved.) With ``winner_takes_all=False`` it is treated like global
+    average pooling, as :class:`MaxPoolLayer` is treated like average pooling: LRP
+    spreads relevance evenly, and DeepLift rescales by ``(max(x) − max(x_ref)) /
+    mean(x − x_ref)``, which keeps summation-to-delta (the maxima of ``x`` alone do not
+    where those of ``x_ref`` sit elsewhere).
     """
 
     type_name = "GlobalMaxPool_Layer"
@@ -211,15 +225,24 @@ class GlobalMaxPoolLayer(GlobalPoolLayer):
         indices = x.flatten(2).argmax(-1, keepdim=True)
         return scatter_to_positions(R, indices, tuple(x.shape[1:]))
 
+    def average(self) -> GlobalAvgPoolLayer:
+        """Global average pooling with the same output shape."""
+        return GlobalAvgPoolLayer(self.keepdim)
+
     def lrp(
         self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
     ) -> list[Tensor]:
-        """To the maxima."""
-        return [self.route(values.inputs[0], R)]
+        """To the maxima, or evenly (``winner_takes_all=False``)."""
+        if winner_takes_all:
+            return [self.route(values.inputs[0], R)]
+        return self.average().lrp(values, R, rule, winner_takes_all, stab)
 
     def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
-        """To the maxima of ``x``."""
-        return [self.route(values.inputs[0], sum_present(m_out, m_pre))]
+        """To the maxima of ``x``, or rescaled global average pooling."""
+        m = sum_present(m_out, m_pre)
+        if winner_takes_all:
+            return [self.route(values.inputs[0], m)]
+        return rescaled_average(self.average(), values, reference, m, stab)
 
     def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """To the first position (innsight pools a tensor of ones)."""

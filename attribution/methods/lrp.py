@@ -53,7 +53,8 @@ class LRP(InterpretingMethod):
         ``rule_name``, missing types get the rule's default.
     winner_takes_all : bool, default=True
         Max pooling gives all relevance to the maximum of each window; False treats it
-        as average pooling with the layer's rule.
+        as average pooling with the layer's rule (global max pooling as global average
+        pooling).
 
     Notes
     -----
