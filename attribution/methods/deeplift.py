@@ -61,7 +61,7 @@ class DeepLift(InterpretingMethod):
         Max pooling passes multipliers to the maximum of each window of ``x``
         (summation-to-delta may break where the maxima of ``x`` and ``x_ref`` differ);
         False rescales average pooling by ``(max(x) − max(x_ref)) / avg(x − x_ref)``,
-        which keeps it.
+        which keeps it (global max pooling likewise, with the global average).
 
     Notes
     -----
