@@ -240,8 +240,9 @@ COMMON_DOC = """
     progress_callback : callable, default=None
         Called as ``callback(done, total)`` after each step (used by the dashboard).
     memory_budget : int, default=None
-        Bytes of working memory per chunk of instances or sample points; None: 32 MiB on
-        CPU, 1 GiB on GPU."""
+        Bytes of working memory per chunk of instances or sample points; None: on CPU
+        32 MiB for the gradient methods and 96 MiB for the rule-based ones (the fastest
+        measured), 1 GiB on GPU."""
 
 
 COMMON_ARGS = (

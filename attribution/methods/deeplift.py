@@ -230,8 +230,9 @@ def _shapley_contributions(
         signals = _deeplift(model, xs, rs, reference_pass, request, rule_name, winner_takes_all)[0]
         for j, signal in enumerate(signals):
             if signal is not None:
-                per_row = signal.new_zeros(signal.shape[0], n_rows, *signal.shape[2:])
-                sums[j] = per_row.index_add_(1, rows, signal) + (0 if sums[j] is None else sums[j])
+                if sums[j] is None:
+                    sums[j] = signal.new_zeros(signal.shape[0], n_rows, *signal.shape[2:])
+                sums[j].index_add_(1, rows, signal)
     rows_per_pass = chunks[0].stop - chunks[0].start
     targets, outputs = forward_in_chunks(request.view.run, request.inputs, rows_per_pass)
     reference_targets = forward_in_chunks(request.view.run, references, rows_per_pass)[0]
