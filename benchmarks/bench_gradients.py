@@ -33,9 +33,7 @@ IG), as a check that both compute the same thing.
 
 from __future__ import annotations
 
-import argparse
 import statistics
-import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,6 +41,18 @@ from dataclasses import dataclass
 import captum
 import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+from harness import (
+    CASES,
+    N_OUTPUTS,
+    Case,
+    Settings,
+    format_table,
+    median_ms,
+    parse_arguments,
+    repeats,
+    seconds,
+    warm_up,
+)
 from torch import Tensor, nn
 
 from attribution import (
@@ -55,36 +65,8 @@ from attribution import (
     torch_smoothgrad,
 )
 
-N_OUTPUTS = 10
 N_SAMPLES = 50
 NOISE_LEVEL = 0.1
-SEED = 0
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How often each case runs."""
-
-    repeats: int
-    """Timed calls per case, at most."""
-    min_repeats: int
-    """Timed calls per case, at least."""
-    seconds: float
-    """Time to spend on the timed calls of one case: slow cases get fewer repeats."""
-
-
-FULL = Settings(repeats=5, min_repeats=3, seconds=20.0)
-QUICK = Settings(repeats=3, min_repeats=1, seconds=5.0)
-
-
-@dataclass(frozen=True)
-class Case:
-    """One model with its data."""
-
-    name: str
-    model: nn.Module
-    x: Tensor
-    input_dim: tuple[int, ...]
 
 
 @dataclass(frozen=True)
@@ -99,60 +81,7 @@ class Row:
     captum_setting: str
 
 
-def make_mlp() -> Case:
-    """Batch 256, 20 features, 3 × 128 ReLU, 10 outputs."""
-    torch.manual_seed(SEED)
-    model = nn.Sequential(
-        nn.Linear(20, 128), nn.ReLU(),
-        nn.Linear(128, 128), nn.ReLU(),
-        nn.Linear(128, 128), nn.ReLU(),
-        nn.Linear(128, N_OUTPUTS),
-    )  # fmt: skip
-    return Case("MLP", model.eval(), torch.randn(256, 20), (20,))
-
-
-def make_cnn() -> Case:
-    """Batch 32, 3 × 32 × 32, two convolutions, max pooling, two dense layers, 10 outputs."""
-    torch.manual_seed(SEED)
-    model = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
-        nn.MaxPool2d(2), nn.Flatten(),
-        nn.Linear(32 * 16 * 16, 128), nn.ReLU(),
-        nn.Linear(128, N_OUTPUTS),
-    )  # fmt: skip
-    return Case("CNN", model.eval(), torch.randn(32, 3, 32, 32), (3, 32, 32))
-
-
-CASES = {"mlp": make_mlp, "cnn": make_cnn}
-
-
 # --- timing -----------------------------------------------------------------------------
-
-
-def _seconds(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
-
-
-def _repeats(seconds_per_call: float, settings: Settings) -> int:
-    fitting = int(settings.seconds / max(seconds_per_call, 1e-9))
-    return max(settings.min_repeats, min(settings.repeats, fitting))
-
-
-def _warm_up(fn: Callable[[], object]) -> float:
-    """One warm-up call, two for fast functions; returns the last call's seconds."""
-    seconds = _seconds(fn)
-    if seconds < 0.5:
-        seconds = _seconds(fn)
-    return seconds
-
-
-def median_ms(fn: Callable[[], object], settings: Settings) -> float:
-    """Median wall time in ms of ``fn`` after warm-up."""
-    estimate = _warm_up(fn)
-    return 1e3 * statistics.median(_seconds(fn) for _ in range(_repeats(estimate, settings)))
 
 
 def fastest_ms(
@@ -166,11 +95,11 @@ def fastest_ms(
     """
     screened = {}
     for label, fn in options.items():
-        _warm_up(fn)
-        screened[label] = _seconds(fn)
+        warm_up(fn)
+        screened[label] = seconds(fn)
     best = min(screened, key=screened.__getitem__)
     times = [screened[best]]
-    times += [_seconds(options[best]) for _ in range(_repeats(screened[best], settings) - 1)]
+    times += [seconds(options[best]) for _ in range(repeats(screened[best], settings) - 1)]
     return (
         1e3 * statistics.median(times),
         best,
@@ -323,48 +252,20 @@ def _cells(row: Row) -> tuple[str, ...]:
     )
 
 
-def format_table(rows: list[Row], markdown: bool) -> str:
-    body = [_cells(row) for row in rows]
-    if markdown:
-        lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(cells) + " |" for cells in body]
-        return "\n".join(lines)
-    widths = [max(len(line[i]) for line in [HEADER, *body]) for i in range(len(HEADER))]
-    numeric = range(2, 7)
-
-    def fmt(cells: tuple[str, ...]) -> str:
-        return "  ".join(
-            cell.rjust(w) if i in numeric else cell.ljust(w)
-            for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
-        ).rstrip()
-
-    return "\n".join([fmt(HEADER), "  ".join("-" * w for w in widths), *map(fmt, body)])
+def table(rows: list[Row], markdown: bool) -> str:
+    return format_table(HEADER, [_cells(row) for row in rows], markdown, numeric=range(2, 7))
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    parser.add_argument(
-        "--models", nargs="+", choices=sorted(CASES), default=list(CASES), help="models to run"
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=float,
-        default=None,
-        metavar="MIB",
-        help="memory_budget of the converter-based classes in MiB (default: the library's)",
-    )
-    args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
-    memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
+    args = parse_arguments(__doc__.split("\n\n")[0], argv)
+    settings, memory_budget = args.settings, args.memory_budget
     # Captum asks for gradients on the input itself and says so on every call.
     warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
 
     print(
         f"torch {torch.__version__}, captum {captum.__version__}, "
         f"{torch.get_num_threads()} threads, {'quick' if args.quick else 'full'} run, "
-        f"memory_budget={'default' if memory_budget is None else f'{args.memory_budget:g} MiB'}"
+        f"memory_budget={args.memory_budget_text}"
     )
     cases = [CASES[name]() for name in args.models]
 
@@ -376,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     print("\nTiming (all outputs; median ms):", flush=True)
     rows = [row for case in cases for row in run_case(case, settings, memory_budget)]
     print()
-    print(format_table(rows, args.markdown))
+    print(table(rows, args.markdown))
     slower = [f"{r.model} {r.method}" for r in rows if max(r.ours, r.direct) > r.captum]
     print("\nEvery ratio <= 1.0." if not slower else f"\nRatio > 1.0 for: {', '.join(slower)}.")
 
