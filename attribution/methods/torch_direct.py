@@ -24,7 +24,7 @@ from attribution._validation import (
 )
 from attribution.methods._autograd import Sampler
 from attribution.methods._progress import Progress
-from attribution.methods.base import ModelView, check_ranks
+from attribution.methods.base import ModelView, check_ranks, reference_inputs
 from attribution.methods.gradient import explain_gradients
 from attribution.methods.samplers import (
     InstancePoints,
@@ -187,17 +187,7 @@ def _attribute(
     dims = infer_input_dims(data)
     inputs = prepare_inputs(data, dims, dtype=check_dtype(dtype), device=device)
     view = ModelView.of_module(model, inputs)
-    references = None
-    if reference is not None:
-        name, value, single_row = reference
-        references = (
-            [torch.zeros_like(x[:1]) for x in inputs] if value is None
-            else prepare_inputs(value, dims, dtype=view.dtype, device=device, name=name)
-        )  # fmt: skip
-        if single_row and len(references[0]) != 1:
-            raise ValueError(
-                f"{name} must be a single instance (one row); got {len(references[0])} rows."
-            )
+    references = None if reference is None else reference_inputs(view, True, *reference)
     n_outputs = len(view.output_names[0])
     selection = resolve_output_idx(
         list(range(n_outputs)) if output_idx is None else output_idx, None, view.output_names
