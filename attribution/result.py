@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import warnings
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from attribution.plots._prepare import Aggregation, Preprocess
+    from attribution.plots.figure import InnsightFigure
 
 ResultType = Literal["array", "torch", "data.frame"]
 _TYPE_ALIASES = {"torch_tensor": "torch", "torch.tensor": "torch", "numpy": "array"}
@@ -39,6 +44,8 @@ class AttributionResult:
         Input shapes, channels first, without the batch axis.
     channels_first : bool
         Whether ``result`` has the channel axis first (as the data had).
+    has_data : bool
+        False for results that explain no data (global Connection Weights).
     """
 
     def __init__(
@@ -56,6 +63,7 @@ class AttributionResult:
         channels_first: bool = True,
         fields: dict[str, str] | None = None,
         other_fields: dict[str, str] | None = None,
+        has_data: bool = True,
     ) -> None:
         self.method_name = method_name
         self.value_name = value_name
@@ -69,6 +77,7 @@ class AttributionResult:
         self.channels_first = channels_first
         self._fields = fields or {}
         self._other_fields = other_fields or {}
+        self.has_data = has_data
 
     @property
     def n_data(self) -> int:
@@ -114,6 +123,155 @@ class AttributionResult:
             for k, per_input in enumerate(self.result)
             if self.output_idx[k]
         }
+
+    def plot(
+        self,
+        data_idx: int | list[int] = 0,
+        output_idx: Any = None,
+        output_label: Any = None,
+        aggr_channels: Aggregation = "sum",
+        same_scale: bool = False,
+        show_preds: bool = True,
+    ) -> InnsightFigure:
+        """Attributions of single data points as a grid of panels, as innsight's plotly plot.
+
+        One row per data point (right strip ``data_i``), one column per output node and
+        input layer (top strip with the node label; with several input layers the input
+        layer's name, under a strip for the node). Tabular inputs are drawn as bars per
+        feature in input-name order, signals as bars over the positions (bars rather than a
+        line, because every bar carries its own colour), images as heatmaps. Colours show
+        innsight's normalised value ``value / max|value|`` on a blue-white-red scale (red
+        positive); bar heights and hover texts show the raw value.
+
+        Parameters
+        ----------
+        data_idx : int or list of int, default=0
+            Rows of the explained data to show (0-based). Ignored, with a warning, for global
+            Connection Weights.
+        output_idx, output_label : optional
+            Output nodes to show, by index or label, in the forms the methods accept; they
+            must have been computed. Default: the first computed node.
+        aggr_channels : {"sum", "mean", "norm"} or callable, default="sum"
+            How signal and image channels are combined: ``"norm"`` is ``sqrt(sum(x**2))``;
+            a callable is called as ``f(values, axis)`` and must reduce ``axis`` (e.g.
+            ``numpy.max``). Tabular inputs are not aggregated.
+        same_scale : bool, default=False
+            Normalise colours per (data point, output node) across input layers instead of
+            per panel; only matters for several input layers.
+        show_preds : bool, default=True
+            Show a small box per panel with the prediction (``Pred.``), the sum of the
+            panel's attributions (``Sum``) and the decomposition goal (``Goal``), as
+            innsight's ggplot2 plots do.
+
+        Returns
+        -------
+        InnsightFigure
+            A plotly ``Figure``; ``fig[i, j]`` selects rows ``i`` and columns ``j``.
+
+        Notes
+        -----
+        Images are drawn in natural orientation, first row at the top; innsight draws the
+        first row at the bottom. The figure has innsight's menus: a colour scale dropdown
+        and, for images, Heatmap/Contour.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from attribution import Converter, Gradient
+        >>> conv = Converter(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+        >>> res = Gradient(conv, torch.ones(4, 3), output_idx=[0, 1])
+        >>> fig = res.plot(data_idx=[0, 2], output_idx=[0, 1])
+        >>> fig.grid_shape, [trace.type for trace in fig.data]
+        ((2, 2), ['bar', 'bar', 'bar', 'bar'])
+        """
+        from attribution.plots import plot_individual
+
+        return plot_individual(
+            self, data_idx, output_idx, output_label, aggr_channels, same_scale, show_preds
+        )
+
+    def plot_global(
+        self,
+        output_idx: Any = None,
+        output_label: Any = None,
+        data_idx: str | list[int] = "all",
+        ref_data_idx: int | None = None,
+        aggr_channels: Aggregation = "sum",
+        preprocess: Preprocess = "abs",
+        individual_data_idx: list[int] | None = None,
+        individual_max: int = 20,
+    ) -> InnsightFigure:
+        """Attributions summarised over data points, as innsight's plotly boxplot.
+
+        One panel per output node and input layer. Tabular and signal inputs get a box per
+        feature (Tukey's hinges and 1.5 × IQR whiskers, outliers as points) with a
+        Boxplot/Violin switch, and a "Data point" dropdown that draws one row's values as
+        red segments. Images get pixel-wise quantile heatmaps (min, 12.5 %, ..., max) with
+        a slider; the median is shown first. Colours are normalised per output node over
+        the rows and input layers.
+
+        Parameters
+        ----------
+        output_idx, output_label : optional
+            Output nodes, as for :meth:`plot`.
+        data_idx : "all" or list of int, default="all"
+            Rows (0-based) that feed the statistics.
+        ref_data_idx : int, optional
+            A row of all the data drawn in red from the start (tabular and signal inputs;
+            ignored with a warning for images).
+        aggr_channels : {"sum", "mean", "norm"} or callable, default="sum"
+            As for :meth:`plot`, applied after ``preprocess``.
+        preprocess : {"abs", "identity", "square"} or callable, default="abs"
+            Element-wise function applied to the attributions first, so that positive and
+            negative values do not cancel.
+        individual_data_idx : list of int, optional
+            Rows offered in the "Data point" dropdown (default: all), with
+            ``ref_data_idx`` first.
+        individual_max : int, default=20
+            At most this many rows of ``individual_data_idx`` are offered.
+
+        Returns
+        -------
+        InnsightFigure
+
+        Raises
+        ------
+        ValueError
+            For global Connection Weights, which explains no data points.
+
+        Notes
+        -----
+        The figure carries box statistics and violin outlines computed here instead of the
+        raw values, so it stays small for thousands of rows; plotly's own violin trace
+        would need every value.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from attribution import Converter, Gradient
+        >>> conv = Converter(torch.nn.Sequential(torch.nn.Linear(3, 2)))
+        >>> res = Gradient(conv, torch.randn(30, 3), times_input=True)
+        >>> fig = res.plot_global(ref_data_idx=4)
+        >>> [trace.type for trace in fig.data][:3]
+        ['box', 'scatter', 'scatter']
+        """
+        from attribution.plots import plot_global_result
+
+        return plot_global_result(
+            self, output_idx, output_label, data_idx, ref_data_idx, aggr_channels,
+            preprocess, individual_data_idx, individual_max,
+        )  # fmt: skip
+
+    def boxplot(self, *args: Any, **kwargs: Any) -> InnsightFigure:
+        """Alias of :meth:`plot_global` (innsight's name); warns for image inputs, whose
+        summary is a quantile heatmap rather than a box plot."""
+        if any(len(dim) == 3 for dim in self.input_dim):
+            warnings.warn(
+                "boxplot() of image inputs shows pixel-wise quantiles; plot_global() is the "
+                "same figure under a name that says so.",
+                stacklevel=2,
+            )
+        return self.plot_global(*args, **kwargs)
 
     def _channels_first(self, tensor: Tensor, dim: tuple[int, ...]) -> Tensor:
         if self.channels_first or len(dim) == 1:

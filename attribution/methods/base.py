@@ -183,6 +183,7 @@ class InterpretingMethod(AttributionResult):
             channels_first=channels_first,
             fields=fields,
             other_fields={**other_fields, "dtype": repr(common["dtype"])},
+            has_data=inputs is not None,
         )
 
 
