@@ -1,11 +1,33 @@
 """Fixtures shared by the whole test suite."""
 
 import importlib
+import shutil
 import sys
 import types
 
 import pytest
+from selenium.webdriver.chrome.options import Options
 from torch import nn
+
+_CHROMIUM_FLAGS = [
+    "--headless=new",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-extensions",
+]
+
+
+def pytest_setup_options():
+    """dash[testing]'s hook: run Chromium headless (no display here, nor in CI) and offline."""
+    options = Options()
+    for flag in _CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    if shutil.which("chromium"):
+        options.binary_location = shutil.which("chromium")
+    return options
 
 
 @pytest.fixture(scope="session")
