@@ -8,6 +8,7 @@ within a normalisation group.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -99,7 +100,10 @@ def select_nodes(
         k = next(k for k, idx in enumerate(computed) if idx)
         return [(k, computed[k][0])]
     if output_idx is not None and output_label is not None:
-        output_label = None  # innsight: output_idx wins; resolve_output_idx checks they agree
+        warnings.warn(
+            "Both output_idx and output_label are given; output_label is ignored.", stacklevel=4
+        )
+        output_label = None
     selection = resolve_output_idx(output_idx, output_label, result.output_names)
     pairs = []
     for k, nodes in enumerate(selection):
@@ -118,17 +122,14 @@ def select_nodes(
 
 def aggregate_channels(values: np.ndarray, rank: int, how: Aggregation) -> np.ndarray:
     """Aggregate axis 1 (channels) of ``(rows, channels, *spatial)`` for signals and images."""
-    if rank == 1:
-        return values
-    if callable(how):
-        reduced = np.asarray(how(values, 1))
-    elif how in _AGGREGATIONS:
-        reduced = _AGGREGATIONS[how](values, 1)
-    else:
+    if not callable(how) and not (isinstance(how, str) and how in _AGGREGATIONS):
         raise ValueError(
             f"aggr_channels must be 'sum', 'mean', 'norm' or a function f(values, axis) that "
             f"reduces the channel axis (e.g. numpy.max); got {how!r}."
         )
+    if rank == 1:
+        return values
+    reduced = np.asarray(how(values, 1)) if callable(how) else _AGGREGATIONS[how](values, 1)
     expected = values.shape[:1] + values.shape[2:]
     if reduced.shape != expected:
         raise ValueError(
@@ -142,7 +143,7 @@ def preprocess_values(values: np.ndarray, how: Preprocess) -> np.ndarray:
     """``plot_global``'s element-wise ``preprocess``, applied before channel aggregation."""
     if callable(how):
         processed = np.asarray(how(values))
-    elif how in _PREPROCESSES:
+    elif isinstance(how, str) and how in _PREPROCESSES:
         processed = _PREPROCESSES[how](values)
     else:
         raise ValueError(
@@ -177,7 +178,7 @@ def collect_columns(
             dim = result.input_dim[j]
             column = Column(k, node, label, j, len(dim), result.input_names[j], None, preds, goals)
             if tensor is not None:
-                raw = result._channels_first(tensor[rows, ..., position], dim)
+                raw = result._channels_first(tensor, dim)[rows, ..., position]
                 column.sums = raw.double().flatten(1).sum(1).cpu().numpy()
                 values = raw.detach().cpu().float().numpy()
                 if preprocess is not None:

@@ -28,6 +28,13 @@ BOX_FILL = "rgba(40,40,40,0.75)"
 BOX_LINE = "rgb(50,50,50)"
 INFO_BACKGROUND = "rgba(64,64,64,0.5)"
 
+IMAGE_X_AXIS = {
+    "showticklabels": False, "showline": False, "zeroline": False, "showgrid": False,
+    "ticks": "", "title": {"text": ""}, "constrain": "domain",
+}  # fmt: skip
+IMAGE_Y_AXIS = {**IMAGE_X_AXIS, "autorange": "reversed", "scaleanchor": "x"}
+"""Image axes: no ticks or lines, square pixels, first image row at the top."""
+
 QUANTILES = [i / 8 for i in range(9)]
 """Pixel-wise quantile levels of ``plot_global`` for images: min, 12.5 %, ..., max."""
 QUANTILE_LABELS = ["min", "q12.5%", "q25%", "q37.5%", "median", "q62.5%", "q75%", "q87.5%", "max"]

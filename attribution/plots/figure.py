@@ -67,7 +67,7 @@ class Grid:
 
     def figure(self) -> InnsightFigure:
         """Lay the cells out, add strips, colour bar and menus."""
-        return InnsightFigure(_assemble(self), grid=self)
+        return InnsightFigure(_assemble(self), panel_grid=self)
 
 
 class InnsightFigure(go.Figure):
@@ -79,23 +79,32 @@ class InnsightFigure(go.Figure):
     (``fig["layout"]``). It shows itself in Jupyter and writes with ``write_html``.
     """
 
-    def __init__(self, *args: Any, grid: Grid | None = None, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, panel_grid: Grid | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._grid = grid
+        self._panel_grid = panel_grid
+
+    def __reduce__(self) -> tuple:
+        """Pickle and deep-copy with the panel grid, so copies can still be indexed."""
+        _, (props,) = super().__reduce__()
+        return (_restore, (props, self._panel_grid))
 
     def __getitem__(self, key: Any) -> Any:
         if isinstance(key, str) or (
             isinstance(key, tuple) and any(isinstance(k, str) for k in key)
         ):
             return super().__getitem__(key)
-        if self._grid is None:
+        if self._panel_grid is None:
             raise TypeError("This figure has no panel grid to select from.")
-        return self._grid.select(key).figure()
+        return self._panel_grid.select(key).figure()
 
     @property
     def grid_shape(self) -> tuple[int, int]:
         """``(rows, columns)`` of the panel grid."""
-        return len(self._grid.cells), len(self._grid.node_labels)
+        return len(self._panel_grid.cells), len(self._panel_grid.node_labels)
+
+
+def _restore(props: dict, panel_grid: Grid | None) -> InnsightFigure:
+    return InnsightFigure(props, panel_grid=panel_grid)
 
 
 def _positions(key: Any, size: int, what: str) -> list[int]:

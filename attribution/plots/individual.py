@@ -24,10 +24,6 @@ from attribution.plots.figure import Cell, Grid, InnsightFigure
 if TYPE_CHECKING:
     from attribution.result import AttributionResult
 
-_IMAGE_AXIS = {
-    "showticklabels": False, "showline": False, "zeroline": False, "showgrid": False,
-    "ticks": "", "title": {"text": ""}, "constrain": "domain",
-}  # fmt: skip
 _BAR_AXIS = {"gridcolor": _style.GRID_COLOR, "title": {"text": ""}, "zeroline": False}
 
 
@@ -92,8 +88,8 @@ def _cell(
     if column.rank == 3:
         cell = Cell(
             "image",
-            xaxis=dict(_IMAGE_AXIS),
-            yaxis={**_IMAGE_AXIS, "autorange": "reversed", "scaleanchor": "x"},
+            xaxis=dict(_style.IMAGE_X_AXIS),
+            yaxis=dict(_style.IMAGE_Y_AXIS),
         )
         trace = {
             "type": "heatmap", "z": fill[r], "customdata": values,

@@ -7,6 +7,7 @@ for thousands of rows.
 
 from __future__ import annotations
 
+import numbers
 import warnings
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,6 @@ if TYPE_CHECKING:
 _SEGMENT_HALF_WIDTH = 0.375
 _VIOLIN_HALF_WIDTH = 0.4
 _VIOLIN_POINTS = 40
-_IMAGE_AXIS = {
-    "showticklabels": False, "showline": False, "zeroline": False, "showgrid": False,
-    "ticks": "", "title": {"text": ""}, "constrain": "domain",
-}  # fmt: skip
 
 
 def plot_global_result(
@@ -103,7 +100,9 @@ def _individual_rows(
     )
     rows = rows[:individual_max]
     if ref_data_idx is not None:
-        if isinstance(ref_data_idx, (list, bool)):
+        if isinstance(ref_data_idx, (bool, np.bool_)) or not isinstance(
+            ref_data_idx, (numbers.Integral, np.integer)
+        ):
             raise TypeError(f"ref_data_idx must be a single row index; got {ref_data_idx!r}.")
         rows = check_data_idx(ref_data_idx, n_data, "ref_data_idx") + rows
     return list(dict.fromkeys(rows))
@@ -137,8 +136,8 @@ def _quantile_cell(value_name: str, column: Column, scale: np.ndarray, extra: li
     quantiles = np.quantile(column.values, _style.QUANTILES, axis=0).astype(np.float32)
     cell = Cell(
         "image",
-        xaxis=dict(_IMAGE_AXIS),
-        yaxis={**_IMAGE_AXIS, "autorange": "reversed", "scaleanchor": "x"},
+        xaxis=dict(_style.IMAGE_X_AXIS),
+        yaxis=dict(_style.IMAGE_Y_AXIS),
     )
     fills = np.divide(quantiles, scale, out=np.zeros_like(quantiles), where=np.asarray(scale) > 0)
     for k, (values, fill) in enumerate(zip(quantiles, fills, strict=True)):

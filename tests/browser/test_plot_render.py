@@ -62,9 +62,7 @@ def test_grid_and_global_figures_render_without_console_errors(dash_duo, figures
     strips = dash_duo.driver.execute_script(
         "return [...document.querySelectorAll('#grid .annotation-text')].map(a => a.textContent)"
     )
-    assert {"Input_1", "Input_2", "Output_1: Y1", "Output_2: Y2", "data_1", "data_6"} <= set(
-        strips
-    )
+    assert {"Input_1", "Input_2", "Output_1: Y1", "Output_2: Y2", "data_1", "data_6"} <= set(strips)
     assert [t for t, v in _plot_data(dash_duo, "global") if v is True].count("box") == 2
     assert dash_duo.get_logs() == []
 
