@@ -1,7 +1,9 @@
 """``InnsightFigure``: ``fig[i, j]`` sub-grids, plotly's own keys, HTML and JSON output."""
 
 import base64
+import copy
 import json
+import pickle
 
 import numpy as np
 import plotly.graph_objects as go
@@ -208,3 +210,13 @@ def test_json_round_trip(tabular, image, kind):
             )
     annotations = [a["text"] for a in original["layout"]["annotations"]]
     assert annotations == [a.text for a in fig.layout.annotations]
+
+
+@pytest.mark.parametrize("copy_figure", [lambda f: pickle.loads(pickle.dumps(f)), copy.deepcopy])
+def test_copies_keep_the_panel_grid(tabular, copy_figure):
+    fig = tabular.res.plot(data_idx=[0, 1], output_idx=[0, 2])
+    copied = copy_figure(fig)
+    assert isinstance(copied, InnsightFigure)
+    assert copied.grid_shape == (2, 2)
+    assert copied.to_json() == fig.to_json()
+    assert copied[1, 0].to_json() == fig[1, 0].to_json()
