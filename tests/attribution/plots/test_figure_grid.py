@@ -218,5 +218,5 @@ def test_copies_keep_the_panel_grid(tabular, copy_figure):
     copied = copy_figure(fig)
     assert isinstance(copied, InnsightFigure)
     assert copied.grid_shape == (2, 2)
-    assert copied.to_json() == fig.to_json()
-    assert copied[1, 0].to_json() == fig[1, 0].to_json()
+    assert json.loads(copied.to_json()) == json.loads(fig.to_json())
+    assert json.loads(copied[1, 0].to_json()) == json.loads(fig[1, 0].to_json())
