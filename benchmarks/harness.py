@@ -124,28 +124,34 @@ def format_table(
     return "\n".join([fmt(header), "  ".join("-" * w for w in widths), *map(fmt, body)])
 
 
-def parse_arguments(description: str, argv: list[str] | None) -> argparse.Namespace:
-    """``--quick``, ``--markdown``, ``--models`` and ``--memory-budget`` (in MiB).
+def parse_arguments(
+    description: str, argv: list[str] | None, models: bool = True
+) -> argparse.Namespace:
+    """``--quick``, ``--markdown`` and, unless ``models=False``, ``--models`` and
+    ``--memory-budget`` (in MiB).
 
-    Adds ``settings`` and ``memory_budget`` (bytes, or None for the library's default).
+    Adds ``settings`` and, with ``models``, ``memory_budget`` (bytes, or None for the
+    library's default) and ``memory_budget_text``.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
-    parser.add_argument(
-        "--models", nargs="+", choices=sorted(CASES), default=list(CASES), help="models to run"
-    )
-    parser.add_argument(
-        "--memory-budget",
-        type=float,
-        default=None,
-        metavar="MIB",
-        help="memory_budget of our converter-based classes in MiB (default: the library's)",
-    )
+    if models:
+        parser.add_argument(
+            "--models", nargs="+", choices=sorted(CASES), default=list(CASES), help="models to run"
+        )
+        parser.add_argument(
+            "--memory-budget",
+            type=float,
+            default=None,
+            metavar="MIB",
+            help="memory_budget of our converter-based classes in MiB (default: the library's)",
+        )
     args = parser.parse_args(argv)
     args.settings = QUICK if args.quick else FULL
-    args.memory_budget_text = (
-        "default" if args.memory_budget is None else f"{args.memory_budget:g} MiB"
-    )
-    args.memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
+    if models:
+        args.memory_budget_text = (
+            "default" if args.memory_budget is None else f"{args.memory_budget:g} MiB"
+        )
+        args.memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
     return args

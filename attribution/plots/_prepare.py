@@ -194,13 +194,10 @@ def _pick(tensor: torch.Tensor | None, rows: list[int], position: int) -> np.nda
     return tensor[rows, position].detach().double().cpu().numpy()
 
 
-def group_scales(
-    columns: list[Column], groups: list[list[int]], per_row: bool = True
-) -> list[np.ndarray | None]:
-    """``max|value|`` per column, shared by each group of columns.
+def group_scales(columns: list[Column], groups: list[list[int]]) -> list[np.ndarray | None]:
+    """``max|value|`` per row of each column, shared by each group of columns.
 
-    ``groups`` lists column positions that share one scale. The max is taken per data row,
-    shape ``(rows,)`` (``plot``), or over all rows, shape ``()`` (``plot_global``).
+    ``groups`` lists column positions that share one scale; each scale has shape ``(rows,)``.
     """
     scales: list[np.ndarray | None] = [None] * len(columns)
     for group in groups:
@@ -210,7 +207,7 @@ def group_scales(
         largest = np.max([np.abs(v).reshape(len(v), -1).max(1) for v in present], axis=0)
         for c in group:
             if columns[c].values is not None:
-                scales[c] = largest if per_row else largest.max()
+                scales[c] = largest
     return scales
 
 

@@ -100,11 +100,11 @@ def choice_menu(options: list[tuple[str, dict]], indices: list[int], active: int
 def place_menus(menus: list[tuple[str, dict]], plot_px: int) -> tuple[list[dict], list[dict]]:
     """Stack the dropdowns left of the plot, each under a bold label, as innsight does.
 
-    ``plot_px`` is the height of the plot area, to space the menus 75 pixels apart.
+    ``plot_px`` is the height of the plot area, to space the menus 95 pixels apart.
     """
     placed, labels = [], []
     for position, (title, menu) in enumerate(menus):
-        y = 1.0 - 75 * position / plot_px
+        y = 1.0 - 95 * position / plot_px
         placed.append(
             {**menu, "x": -0.05, "xanchor": "right", "y": y - 26 / plot_px, "yanchor": "top",
              "direction": "down", "showactive": True}
@@ -118,32 +118,38 @@ def place_menus(menus: list[tuple[str, dict]], plot_px: int) -> tuple[list[dict]
 
 
 def strip(
-    text: str, x: tuple[float, float], y: tuple[float, float], side: str, offset: int = 1
+    text: str,
+    refs: tuple[str, str],
+    span: tuple[float, float],
+    edge: float,
+    side: str,
+    offset: int = 1,
 ) -> tuple[dict, dict]:
-    """A gray facet strip (shape and label) above (``side="top"``) or right of a cell span.
+    """A gray facet strip (shape and label) above (``side="top"``) or right of a panel.
 
-    ``x`` and ``y`` give the span in paper coordinates; the strip's depth is in pixels so it
-    keeps its size when the figure is resized.
+    ``refs`` are the shape's ``xref`` and ``yref`` (``"paper"``, or a panel's ``"x3
+    domain"`` so the strip follows a panel shrunk to square pixels). ``span`` is the
+    strip's extent along the panel edge and ``edge`` the edge's position across it, in
+    those units; the strip's depth is in pixels, so it keeps its size on resizing.
     """
     top = side == "top"
-    along, at = (x, y[1]) if top else (y, x[1])
+    xref, yref = refs
     rect = {
         "type": "rect", "fillcolor": STRIP_COLOR, "line": {"width": 0}, "layer": "below",
-        "xref": "paper", "yref": "paper",
+        "xref": xref, "yref": yref,
     }  # fmt: skip
     label = {
-        "text": f"<b>{text}</b>", "showarrow": False, "xref": "paper", "yref": "paper",
-        "font": {"size": 12},
+        "text": f"<b>{text}</b>", "showarrow": False, "xref": xref, "yref": yref,
+        "font": {"size": 12}, "xanchor": "center", "yanchor": "middle",
     }  # fmt: skip
     pixels = (offset, offset + STRIP_PX)
-    middle = (along[0] + along[1]) / 2
+    middle = (span[0] + span[1]) / 2
     if top:
-        rect |= {"x0": along[0], "x1": along[1], "ysizemode": "pixel", "yanchor": at,
+        rect |= {"x0": span[0], "x1": span[1], "ysizemode": "pixel", "yanchor": edge,
                  "y0": pixels[0], "y1": pixels[1]}  # fmt: skip
-        label |= {"x": middle, "y": at, "yanchor": "middle", "yshift": sum(pixels) / 2}
+        label |= {"x": middle, "y": edge, "yshift": sum(pixels) / 2}
     else:
-        rect |= {"y0": along[0], "y1": along[1], "xsizemode": "pixel", "xanchor": at,
+        rect |= {"y0": span[0], "y1": span[1], "xsizemode": "pixel", "xanchor": edge,
                  "x0": pixels[0], "x1": pixels[1]}  # fmt: skip
-        label |= {"x": at, "y": middle, "xanchor": "center", "xshift": sum(pixels) / 2,
-                  "textangle": 90}  # fmt: skip
+        label |= {"x": edge, "y": middle, "xshift": sum(pixels) / 2, "textangle": 90}
     return rect, label

@@ -149,7 +149,7 @@ def _assemble(grid: Grid) -> dict:
     top = 50 + (2 + _style.STRIP_PX if grid.multiplot else 0)
     roles_present = {role for row in grid.cells for cell in row for role, _ in cell.traces}
     bottom = 100 if any(role.startswith("quantile:") for role in roles_present) else 50
-    row_px = _row_height(kinds, n_cols)
+    row_px = _row_height(grid, kinds, n_cols)
     plot_px = n_rows * row_px + (n_rows - 1) * GAP_PX
     h_gap = 0.02 if kinds <= {"image", "empty"} else 0.045
     width = (1 - (n_cols - 1) * h_gap) / n_cols
@@ -193,7 +193,7 @@ def _assemble(grid: Grid) -> dict:
             annotations += [_bind(a, n) for a in cell.annotations]
             shapes += [_bind(s, n) for s in cell.shapes]
 
-    strip_annotations, strip_shapes = _strips(grid, x_domains, y_domains)
+    strip_annotations, strip_shapes = _strips(grid, y_domains, x_domains)
     menus, menu_labels, sliders = _menus(grid, roles, data, plot_px)
     layout |= {
         "height": top + bottom + plot_px,
@@ -223,38 +223,54 @@ def _colorbar(value_name: str, shown: bool) -> dict:
     }
 
 
-def _strips(grid: Grid, x_domains: list, y_domains: list) -> tuple[list[dict], list[dict]]:
-    annotations, shapes = [], []
-    top_row = y_domains[0]
+def _strips(grid: Grid, y_domains: list, x_domains: list) -> tuple[list[dict], list[dict]]:
+    """Top strips over the first row, right strips beside the last column, and with several
+    input layers a strip per output node across its columns.
+
+    Along a panel edge a strip follows the panel's axis domain (image panels shrink to
+    square pixels); across the edge it sits at the grid row's or column's outer line, so
+    strips of panels of different kinds line up.
+    """
+    n_cols = len(grid.node_labels)
+    top = y_domains[0][1]
+    strips = []
     texts = grid.input_labels if grid.multiplot else grid.node_labels
     for c, text in enumerate(texts):
-        shape, label = _style.strip(text, x_domains[c], top_row, "top")
-        shapes.append(shape)
-        annotations.append(label)
+        strips.append(_style.strip(text, (_domain_ref("x", c + 1), "paper"), (0, 1), top, "top"))
     if grid.multiplot:
         start = 0
-        for c in range(1, len(grid.node_labels) + 1):
-            if c == len(grid.node_labels) or grid.node_labels[c] != grid.node_labels[start]:
+        for c in range(1, n_cols + 1):
+            if c == n_cols or grid.node_labels[c] != grid.node_labels[start]:
                 span = (x_domains[start][0], x_domains[c - 1][1])
-                shape, label = _style.strip(
-                    grid.node_labels[start], span, top_row, "top", offset=_style.STRIP_PX + 3
+                offset = _style.STRIP_PX + 3
+                strips.append(
+                    _style.strip(
+                        grid.node_labels[start], ("paper", "paper"), span, top, "top", offset
+                    )
                 )
-                shapes.append(shape)
-                annotations.append(label)
                 start = c
+    right = x_domains[-1][1]
     for r, text in enumerate(grid.row_labels or []):
-        shape, label = _style.strip(text, x_domains[-1], y_domains[r], "right")
-        shapes.append(shape)
-        annotations.append(label)
-    return annotations, shapes
+        refs = ("paper", _domain_ref("y", (r + 1) * n_cols))
+        strips.append(_style.strip(text, refs, (0, 1), right, "right"))
+    return [label for _, label in strips], [shape for shape, _ in strips]
 
 
-def _row_height(kinds: set[str], n_cols: int) -> int:
-    """Pixels per grid row: images about as tall as wide in a ~1000 px figure."""
+def _domain_ref(letter: str, n: int) -> str:
+    return f"{_axis_id(letter, n)} domain"
+
+
+def _row_height(grid: Grid, kinds: set[str], n_cols: int) -> int:
+    """Pixels per grid row: image panels about as tall as they are wide in a 1000 px figure."""
     if "box" in kinds:
         return 320
     if kinds <= {"image", "empty"}:
-        return int(min(300, max(90, 900 / n_cols)))
+        height, width = next(
+            np.shape(trace["z"])
+            for row in grid.cells for cell in row for _, trace in cell.traces
+        )  # fmt: skip
+        panel_width = 680 / n_cols  # 1000 px less the menus, margins and colour bar
+        return int(min(320, max(90, panel_width * height / width)))
     return 200
 
 

@@ -143,16 +143,29 @@ def not_connected_cell(column: Column) -> Cell:
 
 
 def _info_box(column: Column, r: int) -> dict:
-    """innsight's ggplot info box: prediction, sum of attributions and decomposition goal."""
+    """innsight's ggplot info box: prediction, sum of attributions and decomposition goal.
+
+    Images get it top left. In bar panels it goes to the corner the bars leave most free:
+    the bottom when negative bars reach further than positive ones (they hang from the
+    top), and the side whose outer third of bars is smaller on that half.
+    """
     lines = [
         f"{name}: {values[r]:.4g}"
         for name, values in (("Pred.", column.preds), ("Sum", column.sums),
                              ("Goal", column.goals))
         if values is not None
     ]  # fmt: skip
+    bottom, right = False, False
+    if column.rank < 3:
+        values = column.values[r]
+        bottom = -values.min() > values.max()
+        reach = np.clip(-values if bottom else values, 0, None)
+        third = max(1, len(values) // 3)
+        right = reach[-third:].max() < reach[:third].max()
     return {
-        "text": "<br>".join(lines), "xref": "x domain", "yref": "y domain", "x": 0.01,
-        "y": 0.99, "xanchor": "left", "yanchor": "top", "align": "left", "showarrow": False,
-        "bgcolor": _style.INFO_BACKGROUND, "font": {"color": "white", "size": 10},
-        "name": "info",
+        "text": "<br>".join(lines), "xref": "x domain", "yref": "y domain",
+        "x": 0.99 if right else 0.01, "xanchor": "right" if right else "left",
+        "y": 0.01 if bottom else 0.99, "yanchor": "bottom" if bottom else "top",
+        "align": "left", "showarrow": False, "bgcolor": _style.INFO_BACKGROUND,
+        "font": {"color": "white", "size": 10}, "name": "info",
     }  # fmt: skip

@@ -23,6 +23,7 @@ from attribution.plots._prepare import (
     check_data_idx,
     collect_columns,
     group_scales,
+    normalise,
     scale_groups,
     select_nodes,
 )
@@ -64,12 +65,16 @@ def plot_global_result(
     if ref_data_idx is not None and ranks == {3}:
         warnings.warn("ref_data_idx is ignored for image inputs.", stacklevel=3)
     selected = [replace(c, values=None if c.values is None else c.values[rows]) for c in columns]
-    scales = group_scales(selected, scale_groups(selected, True), per_row=False)
+    quantiles = [
+        replace(c, values=None if c.values is None or c.rank < 3 else _pixel_quantiles(c.values))
+        for c in selected
+    ]
+    scales = group_scales(quantiles, scale_groups(quantiles, True))
     point_labels = [f"data_{i + 1}" for i in individuals] if ranks - {3} else []
     reference = None if ref_data_idx is None else f"data_{ref_data_idx + 1}"
     cells = [
-        _cell(result.value_name, column, chosen, scale, individuals, reference)
-        for column, chosen, scale in zip(columns, selected, scales, strict=True)
+        _cell(result.value_name, column, chosen, image, scale, individuals, reference)
+        for column, chosen, image, scale in zip(columns, selected, quantiles, scales, strict=True)
     ]
     grid = Grid(
         cells=[cells],
@@ -108,10 +113,16 @@ def _individual_rows(
     return list(dict.fromkeys(rows))
 
 
+def _pixel_quantiles(values: np.ndarray) -> np.ndarray:
+    """``(9, height, width)``: the quantiles of :data:`_style.QUANTILES` over the rows."""
+    return np.quantile(values, _style.QUANTILES, axis=0).astype(np.float32)
+
+
 def _cell(
     value_name: str,
     column: Column,
     selected: Column,
+    quantiles: Column,
     scale: np.ndarray | None,
     individuals: list[int],
     reference: str | None,
@@ -120,7 +131,7 @@ def _cell(
         return not_connected_cell(column)
     extra = [column.output_name, column.node_label.split(": ", 1)[-1]]
     if column.rank == 3:
-        return _quantile_cell(value_name, selected, scale, extra)
+        return _quantile_cell(value_name, quantiles, scale, extra)
     cell = _box_cell(value_name, selected, extra)
     positions = np.arange(1, selected.values.shape[1] + 1, dtype=np.float32)
     for row in individuals:
@@ -131,22 +142,22 @@ def _cell(
     return cell
 
 
-def _quantile_cell(value_name: str, column: Column, scale: np.ndarray, extra: list[str]) -> Cell:
-    """Nine heatmaps of pixel-wise quantiles over the rows; the median is shown first."""
-    quantiles = np.quantile(column.values, _style.QUANTILES, axis=0).astype(np.float32)
-    cell = Cell(
-        "image",
-        xaxis=dict(_style.IMAGE_X_AXIS),
-        yaxis=dict(_style.IMAGE_Y_AXIS),
-    )
-    fills = np.divide(quantiles, scale, out=np.zeros_like(quantiles), where=np.asarray(scale) > 0)
-    for k, (values, fill) in enumerate(zip(quantiles, fills, strict=True)):
+def _quantile_cell(value_name: str, quantiles: Column, scale: np.ndarray, extra: list[str]) -> Cell:
+    """Nine heatmaps of pixel-wise quantiles over the rows; the median is shown first.
+
+    Each quantile map is normalised by its own largest ``|value|`` (shared across the output
+    node's input layers), as innsight's ggplot2 summary normalises its median: one scale
+    for all nine would leave the lower quantiles nearly white.
+    """
+    cell = Cell("image", xaxis=dict(_style.IMAGE_X_AXIS), yaxis=dict(_style.IMAGE_Y_AXIS))
+    fills = normalise(quantiles.values, scale)
+    for k, (values, fill) in enumerate(zip(quantiles.values, fills, strict=True)):
         trace = {
             "type": "heatmap", "name": f"image_{k + 1}", "z": fill, "customdata": values,
-            "x": column.axis_names[2], "y": column.axis_names[1], "zmin": -1, "zmid": 0,
+            "x": quantiles.axis_names[2], "y": quantiles.axis_names[1], "zmin": -1, "zmid": 0,
             "zmax": 1, "colorscale": _style.DIVERGING, "visible": k == _style.MEDIAN,
             "hovertemplate": _style.hover_template(
-                value_name, "customdata", 3, column.input_name, extra, _style.QUANTILE_TITLES[k]
+                value_name, "customdata", 3, quantiles.input_name, extra, _style.QUANTILE_TITLES[k]
             ),
         }  # fmt: skip
         cell.traces.append((f"quantile:{k}", trace))

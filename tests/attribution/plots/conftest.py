@@ -107,15 +107,24 @@ def unbold(text):
     return match.group(1)
 
 
+def paper(fig, ref, value):
+    """``value`` in ``ref`` units ("paper" or a panel's "x3 domain") as a paper coordinate."""
+    if ref == "paper":
+        return value
+    axis_id = ref.removesuffix(" domain")
+    low, high = fig.layout[f"{axis_id[0]}axis{axis_id[1:]}"].domain
+    return low + value * (high - low)
+
+
 def strips(fig):
     """Strip labels: ``top`` (per column), ``outer`` (output strips above them, several input
     layers only) and ``right`` (per row), bold markup removed."""
     found = {"top": [], "outer": [], "right": []}
     for a in fig.layout.annotations:
         if a.textangle == 90:
-            found["right"].append((a.y, unbold(a.text)))
+            found["right"].append((paper(fig, a.yref, a.y), unbold(a.text)))
         elif a.yshift:
-            found["top"].append((a.yshift, a.x, unbold(a.text)))
+            found["top"].append((a.yshift, paper(fig, a.xref, a.x), unbold(a.text)))
     shifts = sorted({shift for shift, _, _ in found["top"]})
     assert len(shifts) <= 2
     top = sorted((x, text) for shift, x, text in found["top"] if shift == shifts[0])
