@@ -46,6 +46,16 @@ def check_bool(value: Any, name: str) -> bool:
     return bool(value)
 
 
+def check_index(index: Any, n: int, name: str, extent: str) -> int:
+    """A 0-based index below ``n``; ``extent`` says what has ``n`` entries, for the message
+    (e.g. "the result has 40 data points")."""
+    if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
+        raise TypeError(f"{name} entries must be integers; got {index!r}.")
+    if not 0 <= index < n:
+        raise ValueError(f"{name} {index} is out of range: {extent} (0-based, 0–{n - 1}).")
+    return int(index)
+
+
 def check_input_dim(input_dim: Any) -> list[tuple[int, ...]] | None:
     """Shapes of the input layers (channels first, no batch axis), or None.
 
@@ -144,16 +154,10 @@ def _check_indices(indices: list | None, layer: int, names: list[str]) -> list[i
         return None
     n = len(names)
     where = f" of output layer {layer + 1}" if layer else ""
-    checked = []
-    for index in indices:
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"output_idx entries must be integers; got {index!r}.")
-        if not 0 <= index < n:
-            raise ValueError(
-                f"output_idx {index} is out of range: output layer {layer + 1} has {n} outputs "
-                f"(0-based, 0–{n - 1})."
-            )
-        checked.append(int(index))
+    checked = [
+        check_index(index, n, "output_idx", f"output layer {layer + 1} has {n} outputs")
+        for index in indices
+    ]
     if len(set(checked)) != len(checked):
         raise ValueError(f"output_idx{where} repeats an index: {checked}.")
     return checked

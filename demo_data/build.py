@@ -63,6 +63,11 @@ def _seed(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def _class_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of a classifier's logits (its softmax left out)."""
+    return nn.functional.cross_entropy(model.logits(x), y)
+
+
 def _train(
     model: nn.Module,
     loss_fn: Callable[..., torch.Tensor],
@@ -155,7 +160,7 @@ def build_iris() -> Built:
     model = IrisMLP()
     _train(
         model,
-        lambda m, xb, yb: nn.functional.cross_entropy(m.logits(xb), yb),
+        _class_loss,
         [x[train]],
         [y[train]],
         epochs=300,
@@ -285,7 +290,7 @@ def build_signals() -> Built:
     model = SignalCNN()
     _train(
         model,
-        lambda m, xb, yb: nn.functional.cross_entropy(m.logits(xb), yb),
+        _class_loss,
         [train["x"]],
         [train["labels"]],
         epochs=15,
@@ -348,7 +353,7 @@ def build_digits() -> Built:
     model = DigitsCNN()
     _train(
         model,
-        lambda m, xb, yb: nn.functional.cross_entropy(m.logits(xb), yb),
+        _class_loss,
         [images[train]],
         [labels[train]],
         epochs=25,

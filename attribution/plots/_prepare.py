@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 import torch
 
-from attribution._validation import resolve_output_idx
+from attribution._validation import check_index, resolve_output_idx
 
 if TYPE_CHECKING:
     from attribution.result import AttributionResult
@@ -72,16 +72,8 @@ def check_data_idx(data_idx: Any, n_data: int, name: str = "data_idx") -> list[i
         data_idx = list(data_idx)
     if not isinstance(data_idx, (Sequence, np.ndarray)) or isinstance(data_idx, str):
         raise TypeError(f"{name} must be a row index or a list of them; got {data_idx!r}.")
-    rows = []
-    for index in data_idx:
-        if isinstance(index, (bool, np.bool_)) or not isinstance(index, numbers.Integral):
-            raise TypeError(f"{name} entries must be integers; got {index!r}.")
-        if not 0 <= index < n_data:
-            raise ValueError(
-                f"{name} {index} is out of range: the result has {n_data} data points "
-                f"(0-based, 0–{n_data - 1})."
-            )
-        rows.append(int(index))
+    extent = f"the result has {n_data} data points"
+    rows = [check_index(index, n_data, name, extent) for index in data_idx]
     if not rows:
         raise ValueError(f"{name} is empty; select at least one data point.")
     return rows

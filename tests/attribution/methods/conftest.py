@@ -5,23 +5,6 @@ import torch
 from torch import nn
 
 
-class TwoInTwoOut(nn.Module):
-    """Image + tabular input; output 1 reads both, output 2 only the tabular input."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(2, 3, 3)
-        self.pool = nn.MaxPool2d(2)
-        self.dense = nn.Linear(4, 5)
-        self.head1 = nn.Linear(3 * 2 * 2 + 5, 3)
-        self.head2 = nn.Linear(5, 2)
-
-    def forward(self, image, tabular):
-        a = torch.flatten(self.pool(torch.relu(self.conv(image))), 1)
-        b = torch.tanh(self.dense(tabular))
-        return torch.softmax(self.head1(torch.cat([a, b], 1)), 1), torch.sigmoid(self.head2(b))
-
-
 def mlp() -> nn.Module:
     """Tabular, smooth activations, softmax output: 5 features, 4 classes."""
     return nn.Sequential(
@@ -66,8 +49,8 @@ def signal_model(seeded):
 
 
 @pytest.fixture
-def two_model(seeded):
-    return TwoInTwoOut().double().eval()
+def two_model(seeded, two_in_two_out):
+    return two_in_two_out().double().eval()
 
 
 def _jacobian(outputs, inputs, idx):

@@ -18,23 +18,6 @@ from attribution import Converter, Gradient
 BOLD = re.compile(r"^<b>(.*)</b>$")
 
 
-class TwoInTwoOut(nn.Module):
-    """Image (2×6×6) + tabular (4) input; output 1 reads both, output 2 only the tabular."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(2, 3, 3)
-        self.pool = nn.MaxPool2d(2)
-        self.dense = nn.Linear(4, 5)
-        self.head1 = nn.Linear(3 * 2 * 2 + 5, 3)
-        self.head2 = nn.Linear(5, 2)
-
-    def forward(self, image, tabular):
-        a = torch.flatten(self.pool(torch.relu(self.conv(image))), 1)
-        b = torch.tanh(self.dense(tabular))
-        return torch.softmax(self.head1(torch.cat([a, b], 1)), 1), torch.sigmoid(self.head2(b))
-
-
 def _seeded(build):
     torch.manual_seed(0)
     return build().double().eval()
@@ -80,10 +63,10 @@ def image():
 
 
 @pytest.fixture(scope="session")
-def two():
+def two(two_in_two_out):
     """Image + tabular input, two output layers: nodes 0 and 2 of output 1, node 1 of
     output 2 (which does not read the image)."""
-    model = _seeded(TwoInTwoOut)
+    model = _seeded(two_in_two_out)
     conv = Converter(model, input_dim=[(2, 6, 6), (4,)])
     rng = np.random.default_rng(4)
     x = [torch.from_numpy(rng.normal(size=(6, 2, 6, 6))), torch.from_numpy(rng.normal(size=(6, 4)))]
