@@ -16,9 +16,11 @@ from attribution._names import (
     resolve_output_names,
 )
 from attribution._validation import DType, check_dtype, check_input_dim
+from attribution.converter.files import model_format, read_model_file
 from attribution.converter.graph import ConvertedModel
-from attribution.converter.spec import convert_spec, load_spec
+from attribution.converter.spec import convert_spec
 from attribution.converter.torch_fx import convert_torch, infer_input_dim
+from attribution.errors import UnsupportedLayerError
 
 
 class Converter:
@@ -29,7 +31,10 @@ class Converter:
     model : torch.nn.Module, dict or path
         A torch module that ``torch.fx`` can trace (any architecture built from the
         supported modules and functions, several inputs and outputs included), a model in
-        innsight's named-list format as a dict, or the path of a JSON file holding one.
+        innsight's named-list format as a dict, or the path of a model file that
+        :func:`~attribution.converter.files.read_model_file` reads (``.json`` holds the
+        named-list format; ``.pt2`` and TorchScript files raise UnsupportedLayerError,
+        see that module).
     input_dim : tuple of int or list of tuples, default=None
         The shape of one instance without the batch axis, channels first, e.g. ``(5,)`` or
         ``(3, 32, 32)``; a list of shapes for several input layers. Required for torch
@@ -94,7 +99,7 @@ class Converter:
         torch_dtype = check_dtype(dtype)
         dims = check_input_dim(input_dim)
         if isinstance(model, (str, os.PathLike)):
-            model = _load_file(model)
+            model = _read_file(model)
         if isinstance(model, Mapping):
             spec = convert_spec(model)
             if dims is not None and dims != spec.input_dims:
@@ -118,7 +123,7 @@ class Converter:
         else:
             raise TypeError(
                 "model must be a torch.nn.Module, a dict in innsight's named-list format, or "
-                f"the path of a .json file; got {type(model).__name__}."
+                f"the path of a model file; got {type(model).__name__}."
             )
         self.model: ConvertedModel = converted.to(torch_dtype)
         self.dtype = dtype
@@ -140,15 +145,17 @@ class Converter:
         return "\n".join(_summary(self))
 
 
-def _load_file(path: str | os.PathLike) -> dict:
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"No model file at {os.fspath(path)}.")
-    if os.fspath(path).lower().endswith(".json"):
-        return load_spec(path)
-    raise ValueError(
-        f"Cannot read {os.path.basename(path)}: supported model files are .json (innsight's "
-        "named-list format); load other models in Python and pass the module."
-    )
+def _read_file(path: str | os.PathLike) -> nn.Module | dict:
+    """The spec or module in a model file, if the converter can map its kind."""
+    file_format = model_format(path)
+    model = read_model_file(path)
+    if file_format.conversion_note is not None:
+        raise UnsupportedLayerError(
+            f"Cannot convert {os.fspath(path)}: {file_format.conversion_note}",
+            path=os.fspath(path),
+            type_name=file_format.name,
+        )
+    return model
 
 
 def _shape(dim: tuple[int, ...]) -> str:

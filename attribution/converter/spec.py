@@ -16,8 +16,6 @@ loads unchanged. Missing wiring keys get innsight's defaults, with a warning.
 
 from __future__ import annotations
 
-import json
-import os
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,18 +44,6 @@ class SpecModel:
     input_dims: list[tuple[int, ...]]
     input_names: Any
     output_names: Any
-
-
-def load_spec(path: str | os.PathLike) -> dict:
-    """Read a JSON file holding a model spec."""
-    try:
-        with open(path, encoding="utf-8") as file:
-            spec = json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{os.fspath(path)} is not valid JSON: {error}") from None
-    if not isinstance(spec, dict):
-        raise ValueError(f"{os.fspath(path)} must hold a JSON object (the model spec).")
-    return spec
 
 
 def convert_spec(spec: Mapping) -> SpecModel:

@@ -143,7 +143,7 @@ def test_model_must_be_a_module_a_spec_or_a_path():
     with pytest.raises(
         TypeError,
         match=r"model must be a torch\.nn\.Module, a dict in innsight's named-list format, or "
-        r"the path of a \.json file; got int\.",
+        r"the path of a model file; got int\.",
     ):
         Converter(5)
 
@@ -158,8 +158,9 @@ def test_unsupported_model_file(tmp_path):
     path.write_bytes(b"\x89HDF")
     with pytest.raises(
         ValueError,
-        match=r"Cannot read model\.h5: supported model files are \.json \(innsight's named-list "
-        r"format\); load other models in Python and pass the module\.",
+        match=r"Cannot read model\.h5: supported model files are \.json \(innsight's JSON spec\), "
+        r"\.pt2 \(torch\.export program\), \.pt/\.ts \(TorchScript\)\. Save the model in one "
+        r"of them, or load it in Python and pass the module\.",
     ):
         Converter(str(path))
 

@@ -1,0 +1,528 @@
+"""Reading model files: innsight's JSON spec, ``torch.export`` archives and TorchScript.
+
+One registry maps file suffixes to readers (:func:`register_model_format`), so that
+further formats (ONNX, Keras, skops) plug in with one call. A reader gets the file's bytes
+and returns a spec dict or a ``torch.nn.Module`` that the ``torch_*`` functions can run.
+
+Safety
+------
+A model file may come from anyone (a dashboard upload), so nothing in it is unpickled:
+
+- A ``torch.save`` archive (a zip with ``data.pkl`` and no TorchScript ``code/``) or raw
+  pickle bytes is refused with a message on how to export the model instead; only
+  ``torch.load(..., weights_only=True)`` ever looks into one, to say whether it holds a
+  state_dict.
+- ``torch.export.load`` unpickles weights stored with ``use_pickle``, custom objects and
+  sample inputs that fail ``weights_only`` loading, evaluates shape expressions with
+  ``sympy.sympify`` and runs operators named in the archive. An archive is therefore
+  checked first (:func:`_check_export_archive`): one root folder, no pickled weights,
+  constants or legacy files, sample inputs that load with ``weights_only=True``, ATen,
+  prims or arithmetic operators only, shape expressions made of integers, symbols and
+  sympy's arithmetic. Its guards (Python code) are never compiled:
+  ``module(check_guards=False)``.
+- TorchScript runs compiled TorchScript code (no Python) in torch's interpreter; torch
+  deprecates it in favour of ``torch.export``.
+
+Conversion
+----------
+Neither kind of module converts with the ``torch.fx`` converter (``Converter``): the
+``.module()`` of an ``ExportedProgram`` is a graph of ATen operators
+(``aten.linear.default``) whose weights are graph attributes, while the converter maps
+torch modules and torch functions, and ``torch.fx`` cannot trace TorchScript (compiled
+code, not Python). Both still get the gradient family through ``torch_grad``,
+``torch_smoothgrad``, ``torch_intgrad`` and ``torch_expgrad``; each format's
+``conversion_note`` says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import os
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.export.pt2_archive import constants as pt2
+
+_EXPORT_WAYS = (
+    "torch.export.save(torch.export.export(model, (example,)), 'model.pt2'), or "
+    "torch.jit.script(model).save('model.pt'), or innsight's JSON spec (.json)"
+)
+EXPORT_HINT = f"Export the model in Python instead: {_EXPORT_WAYS}."
+"""How to save a model in a format that loads without unpickling."""
+
+_CONVERT_HINT = (
+    "The rule-based methods (LRP, DeepLift, DeepSHAP, ConnectionWeights) need the torch "
+    "module itself (Converter(model) in Python) or innsight's JSON spec; the gradient family "
+    "explains this model as it is."
+)
+
+
+@dataclass(frozen=True)
+class ModelFormat:
+    """A kind of model file and how to read it.
+
+    Attributes
+    ----------
+    name : str
+        What the format is called in messages, e.g. ``"torch.export program"``.
+    suffixes : tuple of str
+        Lower-case file suffixes with the dot, e.g. ``(".pt", ".ts")``.
+    read : callable
+        ``read(data, name)`` returns a spec dict or a ``torch.nn.Module`` from the file's
+        bytes; ``name`` is the file name for messages. Raises ValueError for bad files.
+    conversion_note : str or None
+        Why modules of this format cannot be converted (None: try ``Converter``).
+    """
+
+    name: str
+    suffixes: tuple[str, ...]
+    read: Callable[[bytes, str], nn.Module | dict]
+    conversion_note: str | None = None
+
+
+_FORMATS: dict[str, ModelFormat] = {}
+
+
+def register_model_format(model_format: ModelFormat) -> ModelFormat:
+    """Make ``read_model_file`` (and ``Converter(path)``) read files with these suffixes."""
+    for suffix in model_format.suffixes:
+        _FORMATS[suffix.lower()] = model_format
+    return model_format
+
+
+def model_suffixes() -> list[str]:
+    """The registered suffixes, e.g. ``[".json", ".pt", ".pt2", ".ts"]``."""
+    return sorted(_FORMATS)
+
+
+def model_format(filename: str | os.PathLike) -> ModelFormat:
+    """The format of a file, from its name (``"model.pt2"``) or suffix (``".pt2"``).
+
+    Raises
+    ------
+    ValueError
+        No reader is registered for the suffix; the message lists the supported ones.
+    """
+    name = os.path.basename(os.fspath(filename))
+    suffix = name.lower() if name.startswith(".") else os.path.splitext(name)[1].lower()
+    if suffix not in _FORMATS:
+        supported = ", ".join(
+            f"{'/'.join(f.suffixes)} ({f.name})" for f in dict.fromkeys(_FORMATS.values())
+        )
+        raise ValueError(
+            f"Cannot read {name}: supported model files are {supported}. Save the model in "
+            "one of them, or load it in Python and pass the module."
+        )
+    return _FORMATS[suffix]
+
+
+def read_model_file(
+    source: str | os.PathLike | bytes, suffix: str | None = None
+) -> nn.Module | dict:
+    """Read a model file without unpickling anything.
+
+    Parameters
+    ----------
+    source : path or bytes
+        The file, or its content.
+    suffix : str, default=None
+        The file's suffix (``".pt2"``) or name (``"model.pt2"``, then named in messages);
+        required for bytes, taken from the path otherwise.
+
+    Returns
+    -------
+    dict or torch.nn.Module
+        innsight's spec for ``.json``; a module in eval mode for ``.pt2``
+        (:class:`ExportedModule`) and ``.pt``/``.ts`` (:class:`ScriptedModule`).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``source`` is a path to no file.
+    ValueError
+        The suffix is unknown, the file is damaged or of another kind than its suffix
+        says, or it is a pickle (``torch.save``); the message says how to export instead.
+
+    Examples
+    --------
+    >>> import json
+    >>> spec = {"input_dim": [2], "layers": [{"type": "Dense", "weight": [[1.0, 2.0]]}]}
+    >>> read_model_file(json.dumps(spec).encode(), "model.json")["input_dim"]
+    [2]
+    """
+    if isinstance(source, (bytes, bytearray)):
+        if suffix is None:
+            raise ValueError(
+                "suffix is required when source is bytes: give the file name or its suffix, "
+                "e.g. suffix='model.pt2'."
+            )
+        data, name = bytes(source), os.path.basename(suffix)
+    elif isinstance(source, (str, os.PathLike)):
+        if not os.path.isfile(source):
+            raise FileNotFoundError(f"No model file at {os.fspath(source)}.")
+        with open(source, "rb") as file:
+            data, name = file.read(), os.fspath(source)
+    else:
+        raise TypeError(f"source must be a path or the file's bytes; got {type(source).__name__}.")
+    return model_format(suffix or name).read(data, name)
+
+
+# --- innsight's JSON spec ---------------------------------------------------------------------
+
+
+def _read_spec(data: bytes, name: str) -> dict:
+    try:
+        spec = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise ValueError(f"{name} is not valid JSON: {error}") from None
+    if not isinstance(spec, dict):
+        raise ValueError(f"{name} must hold a JSON object (the model spec).")
+    return spec
+
+
+# --- zip archives and pickles -----------------------------------------------------------------
+
+
+_MAX_EXPANSION = 20
+
+
+def _archive(data: bytes, name: str, kind: str) -> tuple[zipfile.ZipFile, str, set[str]]:
+    """The zip, its root folder and the entry names below it; refuses pickles.
+
+    Torch writes every entry below one root folder, and compresses only code; an archive
+    that would expand to more than ``_MAX_EXPANSION`` times its size is refused.
+    """
+    if data[:1] == b"\x80":
+        raise ValueError(
+            f"{name} is a pickle (torch.save or pickle.dump of a Python object); loading a "
+            f"pickle can run any code, so it is refused. {EXPORT_HINT}"
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ValueError(
+            f"{name} is not a {kind} (a zip archive written by torch): {error}. Check that the "
+            "file is complete and has the right suffix."
+        ) from None
+    roots = {info.filename.split("/", 1)[0] for info in infos}
+    nested = all("/" in info.filename for info in infos)
+    if len(roots) != 1 or not nested:
+        raise ValueError(
+            f"{name} is not a {kind}: torch writes all entries below one folder. Save the "
+            "model again with torch instead of repacking the archive."
+        )
+    expanded = sum(info.file_size for info in infos)
+    if expanded > _MAX_EXPANSION * len(data) + 2**20:
+        raise ValueError(
+            f"{name} would expand from {len(data)} to {expanded} bytes, more than a model "
+            "archive written by torch; it is refused. Save the model again with torch."
+        )
+    root = roots.pop()
+    entries = {info.filename[len(root) + 1 :] for info in infos}
+    if "data.pkl" in entries and not any(entry.startswith("code/") for entry in entries):
+        _refuse_torch_save(data, name)
+    return archive, root, entries
+
+
+def _refuse_torch_save(data: bytes, name: str) -> None:
+    """Raise for a ``torch.save`` archive, saying whether it holds weights or an object."""
+    try:
+        content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as error:  # weights_only refuses every class it does not know
+        found = re.search(r"GLOBAL ([\w.]+)", str(error))
+        what = f"a pickled {found.group(1)}" if found else "a pickled Python object"
+        raise ValueError(
+            f"{name} is a torch.save archive of {what} (torch.save(model)); loading it would "
+            f"run code from the file, so it is refused. {EXPORT_HINT}"
+        ) from None
+    if isinstance(content, dict) and all(isinstance(v, Tensor) for v in content.values()):
+        raise ValueError(
+            f"{name} holds weights only (a state_dict of {len(content)} tensors), not the "
+            "model's architecture. Build the model in Python, call "
+            f"model.load_state_dict(torch.load(path, weights_only=True)) and save it with "
+            f"{_EXPORT_WAYS}."
+        )
+    raise ValueError(
+        f"{name} is a torch.save archive of a {type(content).__name__}, not a model. " + EXPORT_HINT
+    )
+
+
+# --- torch.export ---------------------------------------------------------------------------
+
+_TARGET = re.compile(
+    r"torch\.ops\.(?:aten|prims)\.(?!__)\w+\.(?!__)\w+"  # operator and overload
+    r"|torch\.sym_(?:max|min|float|int|not|ite|sum)|math\.[a-z]\w*"
+    r"|_operator\.(?:getitem|add|sub|mul|truediv|floordiv|mod|neg|pow|eq|ne|lt|le|gt|ge)"
+)
+"""The call targets loaded: ATen and prims operators, symbolic-size and math functions."""
+_DENIED_TARGETS = ("torch.ops.aten.from_file.",)  # reads a file named in the graph
+_SYMPY_NAMES = {
+    "Symbol", "Integer", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Mod", "Abs",
+    "floor", "ceiling", "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv",
+    "CeilToInt", "FloorToInt", "CeilDiv", "LShift", "RShift", "PowByNatural", "IntTrueDiv",
+    "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "oo",
+    "positive", "negative", "nonnegative", "integer", "real", "finite",
+}  # fmt: skip
+_SYMPY_TOKEN = re.compile(
+    r"\s*(?:(?P<number>-?\d+)|(?P<symbol>'[a-z]\d+'|[a-z]\d+)|(?P<name>[A-Za-z_]\w*)"
+    r"|(?P<op>\*\*|[-+*/%(),=<>!&|~]))"
+)
+
+
+def _check_expression(expression: str, name: str) -> None:
+    """Refuse a shape expression with anything but integers, symbols and sympy arithmetic."""
+    position = 0
+    while position < len(expression):
+        match = _SYMPY_TOKEN.match(expression, position)
+        token = match.group("name") if match else None
+        if match is None or (token is not None and token not in _SYMPY_NAMES):
+            raise ValueError(
+                f"{name} holds the shape expression {expression[:80]!r}, which is not plain "
+                f"arithmetic on sizes; it is refused. {EXPORT_HINT}"
+            )
+        position = match.end()
+
+
+def _check_program(program: Any, name: str) -> None:
+    """Walk a serialised program: operators and shape expressions must be harmless."""
+    if isinstance(program, dict):
+        for key, value in program.items():
+            if key == "target" and isinstance(value, str):
+                if not _TARGET.fullmatch(value) or value.startswith(_DENIED_TARGETS):
+                    raise ValueError(
+                        f"{name} calls {value!r}; only ATen, prims and arithmetic operators "
+                        f"are loaded. {EXPORT_HINT}"
+                    )
+            elif key == "expr_str" and isinstance(value, str):
+                _check_expression(value, name)
+            elif key == "range_constraints" and isinstance(value, dict):
+                for symbol in value:
+                    _check_expression(symbol, name)
+            _check_program(value, name)
+    elif isinstance(program, list):
+        for value in program:
+            _check_program(value, name)
+
+
+def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str], name: str):
+    """Refuse anything in a ``torch.export`` archive that its loader would unpickle or run."""
+
+    def read(entry: str) -> bytes:
+        if entry not in entries:
+            raise ValueError(f"{name} lacks {entry}; save it again with torch.export.save.")
+        return archive.read(f"{root}/{entry}")
+
+    def parse(entry: str) -> Any:
+        try:
+            return json.loads(read(entry))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            raise ValueError(f"{name} has a damaged {entry}: {error}.") from None
+
+    if pt2.ARCHIVE_FORMAT_PATH not in entries or read(pt2.ARCHIVE_FORMAT_PATH) != b"pt2":
+        scripted = any(entry.startswith("code/") for entry in entries)
+        kind = "a TorchScript archive: name it .pt" if scripted else "not one"
+        raise ValueError(
+            f"{name} is not a torch.export archive (it is {kind}). Save it with "
+            "torch.export.save(torch.export.export(model, (example,)), 'model.pt2')."
+        )
+    models = sorted(
+        entry[len(pt2.MODELS_DIR) : -len(".json")]
+        for entry in entries
+        if entry.startswith(pt2.MODELS_DIR) and entry.endswith(".json")
+    )
+    payload_dirs = (pt2.AOTINDUCTOR_DIR, pt2.EXECUTORCH_DIR, pt2.MTIA_DIR, pt2.XL_MODEL_WEIGHTS_DIR)
+    compiled = sorted(entry for entry in entries if entry.startswith(payload_dirs))
+    if not models or compiled:
+        what = f"compiled code ({compiled[0]})" if compiled else "no program (models/*.json)"
+        raise ValueError(f"{name} holds {what}; it cannot be loaded safely. {EXPORT_HINT}")
+    for model in models:
+        for config_format, kind in (
+            (pt2.WEIGHTS_CONFIG_FILENAME_FORMAT, "weight"),
+            (pt2.CONSTANTS_CONFIG_FILENAME_FORMAT, "constant"),
+        ):
+            legacy = f"{os.path.dirname(config_format)}/{model}.pt"
+            config = config_format.format(model)
+            if legacy in entries or config not in entries:
+                raise ValueError(
+                    f"{name} stores its {kind}s in an older, pickled layout. Save it again "
+                    "with this torch version: torch.export.save(program, 'model.pt2')."
+                )
+            payloads = parse(config)
+            payloads = payloads.get("config") if isinstance(payloads, dict) else None
+            if not isinstance(payloads, dict):
+                raise ValueError(f"{name} has a damaged {config}: it lists no 'config'.")
+            for fqn, meta in payloads.items():
+                meta = meta if isinstance(meta, dict) else {}
+                path = str(meta.get("path_name", ""))
+                plain = kind == "weight" or path.startswith(pt2.TENSOR_CONSTANT_FILENAME_PREFIX)
+                if meta.get("use_pickle") is not False or not plain:
+                    raise ValueError(
+                        f"{name} stores the {kind} {fqn!r} as a pickle (a tensor subclass or "
+                        f"custom object); it is refused. {EXPORT_HINT}"
+                    )
+        sample_inputs = read(pt2.SAMPLE_INPUTS_FILENAME_FORMAT.format(model))
+        try:
+            torch.load(io.BytesIO(sample_inputs), map_location="cpu", weights_only=True)
+        except Exception:  # torch.export.load would then unpickle them without limits
+            raise ValueError(
+                f"{name} has sample inputs that are not plain tensors; it is refused. "
+                + EXPORT_HINT
+            ) from None
+        try:
+            _check_program(parse(pt2.MODELS_FILENAME_FORMAT.format(model)), name)
+        except RecursionError:
+            raise ValueError(f"{name} nests its program too deeply; it is refused.") from None
+
+
+class ExportedModule(nn.Module):
+    """A ``torch.export`` program as a module that runs on any batch size.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The program's ``module()``.
+    input_dim : list of tuple of int
+        The shape of one instance per input, as exported (without the batch axis).
+    batch_size : int or None
+        The batch size the program was exported for when it is fixed (no dynamic batch
+        axis): inputs are then run in pieces of that size, the last one padded with zeros.
+    """
+
+    def __init__(self, module: nn.Module, input_dim: list[tuple[int, ...]], batch_size: int | None):
+        super().__init__()
+        self.module = module
+        self.input_dim = input_dim
+        self.batch_size = batch_size
+
+    def forward(self, *inputs: Tensor) -> Any:
+        if self.batch_size is None:
+            return self.module(*inputs)
+        size, n = self.batch_size, len(inputs[0])
+        pieces = []
+        for start in range(0, n, size):
+            piece = [x[start : start + size] for x in inputs]
+            missing = size - len(piece[0])
+            if missing:
+                piece = [torch.cat([x, x.new_zeros(missing, *x.shape[1:])]) for x in piece]
+            pieces.append(self.module(*piece)[: size - missing])
+        return torch.cat(pieces)
+
+
+def _read_exported(data: bytes, name: str) -> ExportedModule:
+    archive, root, entries = _archive(data, name, "torch.export archive")
+    _check_export_archive(archive, root, entries, name)
+    try:
+        program = torch.export.load(io.BytesIO(data))
+        module = program.module(check_guards=False)
+    except Exception as error:
+        raise ValueError(
+            f"torch.export.load cannot read {name}: {error}. The file may be damaged or "
+            f"saved by another torch version (this is {torch.__version__})."
+        ) from None
+    n_outputs = len(program.graph_signature.user_outputs)
+    if n_outputs != 1:
+        raise ValueError(
+            f"{name} returns {n_outputs} outputs; a torch.export program is explained without "
+            "conversion, which needs one output tensor (batch, n_outputs). Export a model "
+            "returning one tensor, or save innsight's JSON spec for several outputs."
+        )
+    shapes = []
+    for node in program.graph.nodes:
+        if node.op == "placeholder" and node.name in program.graph_signature.user_inputs:
+            value = node.meta.get("val")
+            if not isinstance(value, Tensor) or value.ndim < 2:
+                raise ValueError(
+                    f"{name} takes an input {node.name!r} that is not a tensor (batch, ...); "
+                    "export a model whose inputs are tensors with the batch axis first."
+                )
+            shapes.append(tuple(value.shape))
+    fixed = {shape[0] for shape in shapes if isinstance(shape[0], int)}
+    dims = [tuple(int(size) for size in shape[1:]) for shape in shapes]
+    return ExportedModule(module, dims, fixed.pop() if fixed else None)
+
+
+# --- TorchScript ------------------------------------------------------------------------------
+
+
+class ScriptedModule(nn.Module):
+    """A TorchScript module as the ``torch_*`` functions can run it.
+
+    ``torch.func.functional_call`` (which the ``torch_*`` functions use to run a model in
+    the precision asked for) cannot swap a TorchScript module's weights, so the scripted
+    module is kept out of this module's parameters, and inputs run through a copy in their
+    own precision.
+    """
+
+    def __init__(self, script: torch.jit.ScriptModule) -> None:
+        super().__init__()
+        weights = next((p for p in script.parameters() if p.is_floating_point()), None)
+        dtype = torch.float32 if weights is None else weights.dtype
+        object.__setattr__(self, "_scripts", {dtype: script})  # not a submodule
+
+    @property
+    def script(self) -> torch.jit.ScriptModule:
+        """The TorchScript module, in its saved precision."""
+        return next(iter(self._scripts.values()))
+
+    def forward(self, *inputs: Tensor) -> Any:
+        dtype = inputs[0].dtype
+        if dtype not in self._scripts:
+            self._scripts[dtype] = copy.deepcopy(self.script).to(dtype)
+        return self._scripts[dtype](*inputs)
+
+
+def _read_torchscript(data: bytes, name: str) -> ScriptedModule:
+    *_, entries = _archive(data, name, "TorchScript archive")
+    if pt2.ARCHIVE_FORMAT_PATH in entries:
+        raise ValueError(f"{name} is a torch.export archive, not TorchScript: name it .pt2.")
+    try:
+        script = torch.jit.load(io.BytesIO(data), map_location="cpu")
+    except Exception as error:
+        raise ValueError(
+            f"torch.jit.load cannot read {name}: {error}. The file may be damaged or saved by "
+            f"another torch version (this is {torch.__version__})."
+        ) from None
+    return ScriptedModule(script.eval())
+
+
+def script_input_dim(module: ScriptedModule) -> list[tuple[int, ...]] | None:
+    """The input shape of a TorchScript ``Sequential`` that starts with ``Linear``, else None.
+
+    TorchScript keeps no input shapes; other models need ``input_dim``.
+    """
+    first = module.script
+    while first.original_name == "Sequential" and next(first.children(), None) is not None:
+        first = next(first.children())
+    if first.original_name == "Linear":
+        return [(int(first.weight.shape[1]),)]
+    return None
+
+
+register_model_format(ModelFormat("innsight's JSON spec", (".json",), _read_spec))
+register_model_format(
+    ModelFormat(
+        "torch.export program",
+        (".pt2",),
+        _read_exported,
+        "a torch.export program is a graph of ATen operators (aten.linear, aten.conv2d...) "
+        "whose weights are graph attributes, not of torch modules; the converter maps "
+        f"modules and torch functions only. {_CONVERT_HINT}",
+    )
+)
+register_model_format(
+    ModelFormat(
+        "TorchScript",
+        (".pt", ".ts"),
+        _read_torchscript,
+        "torch.fx cannot trace TorchScript (its forward is compiled code, not Python), so "
+        f"the converter cannot map its layers. {_CONVERT_HINT}",
+    )
+)

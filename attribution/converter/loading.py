@@ -1,0 +1,213 @@
+"""A model ready to explain: the module, its conversion if there is one, and its methods.
+
+:func:`load_model` reads a model file (or takes a module or spec) and says what can be
+done with it. A converted model gets every method; a module the converter cannot map
+(a ``torch.export`` program, TorchScript, a module with unsupported layers) gets the
+gradient family through the ``torch_*`` functions, with the reason in
+``conversion_error``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from attribution._names import resolve_input_names, resolve_output_names
+from attribution._validation import check_input_dim
+from attribution.converter.converter import Converter
+from attribution.converter.files import (
+    ExportedModule,
+    ScriptedModule,
+    model_format,
+    read_model_file,
+    script_input_dim,
+)
+from attribution.errors import UnsupportedLayerError
+
+GRADIENT_METHODS = ("Gradient", "SmoothGrad", "IntegratedGradient", "ExpectedGradient")
+"""Methods that explain any differentiable module (the ``torch_*`` functions)."""
+
+RULE_METHODS = ("LRP", "DeepLift", "DeepSHAP", "ConnectionWeights")
+"""Methods that need a converted model."""
+
+_PROBE_BATCH = 2
+
+
+@dataclass
+class LoadedModel:
+    """A model as read, with what the methods need to know about it.
+
+    Attributes
+    ----------
+    name : str
+        The file name, or the module's class name.
+    format : str
+        ``"innsight's JSON spec"``, ``"torch.export program"``, ``"TorchScript"`` or
+        ``"torch module"``.
+    module : torch.nn.Module or None
+        The module the ``torch_*`` functions run (None for a JSON spec).
+    converter : Converter or None
+        The converted model, or None where conversion is not possible.
+    conversion_error : str or None
+        Why the model is not converted (None when it is).
+    input_dim, output_dim : list of tuple of int
+        Shapes per input / output layer, channels first, without the batch axis.
+    input_names : list of list of list of str
+        Names per input layer and axis.
+    output_names : list of list of str
+        Labels per output layer.
+    methods : list of str
+        The method names that apply: all of :data:`GRADIENT_METHODS` and
+        :data:`RULE_METHODS` when converted, else the gradient family.
+    """
+
+    name: str
+    format: str
+    module: nn.Module | None
+    converter: Converter | None
+    conversion_error: str | None
+    input_dim: list[tuple[int, ...]]
+    input_names: list[list[list[str]]]
+    output_dim: list[tuple[int, ...]]
+    output_names: list[list[str]]
+    methods: list[str]
+
+
+def load_model(
+    source: str | os.PathLike | bytes | nn.Module | Mapping,
+    suffix: str | None = None,
+    input_dim: Any = None,
+    input_names: Any = None,
+    output_names: Any = None,
+) -> LoadedModel:
+    """Read a model and convert it where possible.
+
+    Parameters
+    ----------
+    source : path, bytes, torch.nn.Module or dict
+        A model file (any suffix :func:`~attribution.converter.files.read_model_file`
+        reads) or its bytes, a torch module, or innsight's spec as a dict.
+    suffix : str, default=None
+        The file's name or suffix; required for bytes.
+    input_dim : tuple of int or list of tuples, default=None
+        The shape of one instance per input layer, channels first. Read from the file for
+        JSON specs and ``torch.export`` programs (then only checked); required for
+        TorchScript unless the model is a ``Sequential`` starting with ``Linear``.
+    input_names, output_names : list, default=None
+        As for :class:`~attribution.Converter`; None gives innsight's defaults.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read (see ``read_model_file``), a JSON spec does not convert,
+        ``input_dim`` is missing or does not fit, or the model does not return one tensor.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2)).eval()
+    >>> loaded = load_model(model, input_names=["age", "bmi", "bp"])
+    >>> loaded.converter is not None, loaded.methods[-1], loaded.output_dim
+    (True, 'ConnectionWeights', [(2,)])
+    """
+    if isinstance(source, nn.Module):
+        name, kind, note, model = type(source).__name__, "torch module", None, source
+    elif isinstance(source, Mapping):
+        name, kind, note, model = "model spec", "innsight's JSON spec", None, source
+    else:
+        file_format = model_format(suffix if suffix is not None else source)
+        model = read_model_file(source, suffix)
+        name = os.path.basename(suffix if suffix is not None else os.fspath(source))
+        kind, note = file_format.name, file_format.conversion_note
+    if isinstance(model, Mapping):
+        converter = Converter(model, input_dim, input_names, output_names)
+        return _converted(name, kind, None, converter)
+    dims = _input_dim(model, check_input_dim(input_dim), name)
+    if note is None:
+        try:
+            converter = Converter(model, dims, input_names, output_names)
+        except (UnsupportedLayerError, ValueError) as error:
+            note = str(error)
+        else:
+            return _converted(name, kind, model, converter)
+    if dims is None:
+        raise ValueError(
+            f"input_dim is required for {name}: {kind} keeps no input shapes. Give the shape "
+            "of one instance without the batch axis, channels first, e.g. input_dim=(3, 32, "
+            "32) (a list of shapes for several inputs)."
+        )
+    n_outputs = _probe(model, dims, name)
+    return LoadedModel(
+        name=name,
+        format=kind,
+        module=model,
+        converter=None,
+        conversion_error=note,
+        input_dim=dims,
+        input_names=resolve_input_names(input_names, dims),
+        output_dim=[(n_outputs,)],
+        output_names=resolve_output_names(output_names, [n_outputs]),
+        methods=list(GRADIENT_METHODS),
+    )
+
+
+def _converted(name: str, kind: str, module: nn.Module | None, converter: Converter):
+    return LoadedModel(
+        name=name,
+        format=kind,
+        module=module,
+        converter=converter,
+        conversion_error=None,
+        input_dim=converter.input_dim,
+        input_names=converter.input_names,
+        output_dim=converter.output_dim,
+        output_names=converter.output_names,
+        methods=[*GRADIENT_METHODS, *RULE_METHODS],
+    )
+
+
+def _input_dim(model: nn.Module, given: list[tuple[int, ...]] | None, name: str):
+    """The given input shapes, checked against those a file holds, or those."""
+    if isinstance(model, ExportedModule):
+        if given is not None and given != model.input_dim:
+            raise ValueError(
+                f"input_dim {given} does not match {name}, which was exported for inputs of "
+                f"shape {model.input_dim}: leave input_dim out, or export the model again."
+            )
+        return model.input_dim
+    if given is None and isinstance(model, ScriptedModule):
+        return script_input_dim(model)
+    return given
+
+
+def _probe(model: nn.Module, dims: list[tuple[int, ...]], name: str) -> int:
+    """Run the model on zeros; the number of outputs per instance."""
+    shapes = ", ".join(f"(batch, {', '.join(map(str, dim))})" for dim in dims)
+    example = [torch.zeros(_PROBE_BATCH, *dim) for dim in dims]
+    try:
+        with torch.no_grad():
+            output = model(*example)
+    except Exception as error:
+        reason = str(error).split("\n")[0]
+        raise ValueError(
+            f"Running {name} on inputs of shape {shapes} failed: {reason}. Check input_dim: "
+            "one shape per model input, channels first, without the batch axis."
+        ) from error
+    if not isinstance(output, Tensor) or output.ndim == 0 or len(output) != _PROBE_BATCH:
+        got = type(output).__name__ if not isinstance(output, Tensor) else "a tensor"
+        shape = f" of shape {tuple(output.shape)}" if isinstance(output, Tensor) else ""
+        raise ValueError(
+            f"{name} returns {got}{shape}; without conversion, models are explained that "
+            "return one tensor (batch, n_outputs). Return a single tensor, or use innsight's "
+            "JSON spec for models with several outputs."
+        )
+    return output[0].numel()

@@ -1,0 +1,20 @@
+"""``python -m dashboard [--host H] [--port P] [--cache-dir D] [--debug]``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from dashboard.app import create_app
+from dashboard.config import parse_args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Start the dashboard (the demo models are in its Model card)."""
+    config = parse_args(argv)
+    app = create_app(config)
+    app.run(host=config.host, port=config.port, debug=config.debug)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1 @@
+"""Callback bodies as plain functions (tested without a browser) and their wiring."""

@@ -1,0 +1,154 @@
+"""Choosing a demo, receiving uploads, and showing what was understood of them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash_bootstrap_components as dbc
+from dash import html
+
+import demo_data
+from dashboard.config import Config
+from dashboard.layout.parameters import output_options
+from dashboard.methods import rule_layer_types
+from dashboard.sources import data_from_ref, model_from_ref
+from dashboard.store import Store
+from dashboard.uploads import check_data_fits, data_preview, decode_upload, model_summary
+
+
+def demo_refs(name: str) -> tuple[dict, dict]:
+    """The model and data references of a demo."""
+    if name not in demo_data.DEMOS:
+        raise ValueError(f"Unknown demo {name!r}; the demos are {', '.join(demo_data.DEMOS)}.")
+    return {"kind": "demo", "name": name}, {"kind": "demo", "name": name}
+
+
+def receive_model(
+    store: Store, config: Config, contents: str, filename: str, input_dim_text: str | None
+) -> dict:
+    """Store an uploaded model and check that it loads; its reference for the page."""
+    data = decode_upload(contents, filename, config.max_upload_bytes)
+    sha = store.put_bytes(data, filename)
+    ref = {"kind": "upload", "sha": sha, "input_dim": parse_input_dim(input_dim_text)}
+    model_from_ref(store, ref)
+    return ref
+
+
+def parse_input_dim(text: str | None) -> list[list[int]] | None:
+    """``"1,8,8"`` → ``[[1, 8, 8]]``; ``"1,8,8; 3"`` → two input layers; empty → None."""
+    if not text or not text.strip():
+        return None
+    try:
+        dims = [[int(part) for part in layer.split(",")] for layer in text.split(";")]
+    except ValueError:
+        raise ValueError(
+            f"The input shape {text!r} is not a list of whole numbers: write it like 1,8,8 "
+            "(channels first, no batch axis; separate input layers with ;)."
+        ) from None
+    if any(size < 1 for dim in dims for size in dim):
+        raise ValueError(f"The input shape {text!r} has a size below 1.")
+    return dims
+
+
+def receive_data(
+    store: Store,
+    config: Config,
+    contents: str,
+    filename: str,
+    model_ref: dict | None,
+    channels_last: bool,
+) -> dict:
+    """Store uploaded data and check it against the loaded model; its reference."""
+    data = decode_upload(contents, filename, config.max_upload_bytes)
+    sha = store.put_bytes(data, filename)
+    ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": channels_last}
+    return checked_data_ref(store, model_ref, ref)
+
+
+def checked_data_ref(store: Store, model_ref: dict | None, data_ref: dict) -> dict:
+    """``data_ref`` if its data can be read and fits the model (if one is loaded)."""
+    if model_ref is None:
+        raise ValueError("Load a model before the data: the data is read in its shape.")
+    model = model_from_ref(store, model_ref)
+    check_data_fits(model, data_from_ref(store, data_ref, model))
+    return data_ref
+
+
+def with_options(data_ref: dict, columns: list[str] | None, channels_last: bool) -> dict:
+    """The upload reference with the chosen input columns and channel order."""
+    return {**data_ref, "input_columns": columns or None, "channels_last": bool(channels_last)}
+
+
+def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dict[str, Any]:
+    """Everything the page shows about the loaded model and data (see the keys)."""
+    empty = {
+        "model_info": html.Span("No model loaded.", className="text-muted"),
+        "data_info": html.Span("No data loaded.", className="text-muted"),
+        "methods": [], "method": None, "outputs": [], "selected_outputs": [],
+        "columns": [], "selected_columns": [], "summary": "", "rule_types": [], "n_rows": None,
+    }  # fmt: skip
+    if model_ref is None:
+        return empty
+    model = model_from_ref(store, model_ref)
+    summary = model_summary(model)
+    options, selected = output_options(model.output_names)
+    found = {
+        **empty,
+        "model_info": _model_card(summary),
+        "methods": [{"label": m, "value": m} for m in model.methods],
+        "method": model.methods[0],
+        "outputs": options,
+        "selected_outputs": selected,
+        "summary": repr(model.converter) if model.converter else _unconverted(summary),
+        "rule_types": rule_layer_types(model),
+    }
+    if data_ref is not None:
+        data = data_from_ref(store, data_ref, model)
+        preview = data_preview(data)
+        found |= {
+            "data_info": _data_card(preview),
+            "columns": [{"label": c, "value": c} for c in preview["columns"]],
+            "selected_columns": data_ref.get("input_columns") or data.input_names or [],
+            "n_rows": data.n_rows,
+        }
+    return found
+
+
+def _model_card(summary: dict) -> list:
+    inputs = ", ".join(f"{i['layer']} {tuple(i['shape'])}" for i in summary["inputs"])
+    outputs = ", ".join(
+        f"{o['layer']} ({', '.join(o['names'][:5])}{', …' if len(o['names']) > 5 else ''})"
+        for o in summary["outputs"]
+    )
+    lines = [
+        html.Div([html.B(summary["name"]), f" ({summary['format']})"]),
+        html.Div(f"Inputs: {inputs}"),
+        html.Div(f"Outputs: {outputs}"),
+        html.Div(f"Layers: {len(summary['layers'])}" if summary["converted"] else "Not converted"),
+        html.Div(f"Methods: {', '.join(summary['methods'])}"),
+    ]
+    if summary["conversion_error"]:
+        lines.append(dbc.Alert(summary["conversion_error"], color="warning", className="p-1 mt-1"))
+    return lines
+
+
+def _unconverted(summary: dict) -> str:
+    return (
+        f"{summary['name']} ({summary['format']}) is not converted:\n"
+        f"{summary['conversion_error']}\nThe gradient methods explain it directly."
+    )
+
+
+def _data_card(preview: dict) -> list:
+    shapes = ", ".join(f"{i['layer']} {tuple(i['shape'])} ({i['kind']})" for i in preview["inputs"])
+    lines = [html.Div([html.B(preview["filename"]), f": {preview['n_rows']} rows"]),
+             html.Div(shapes)]  # fmt: skip
+    if preview["ignored"]:
+        lines.append(html.Div(f"Not inputs: {', '.join(preview['ignored'])}"))
+    first = preview["inputs"][0]
+    if "records" in first:
+        names = list(first["records"][0])
+        head = html.Thead(html.Tr([html.Th(n) for n in names]))
+        body = html.Tbody([html.Tr([html.Td(r[n]) for n in names]) for r in first["records"][:3]])
+        lines.append(dbc.Table([head, body], size="sm", className="mt-1"))
+    return lines

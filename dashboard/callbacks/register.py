@@ -1,0 +1,254 @@
+"""Every callback decorator of the app. Each body passes values to a plain function of
+``loading``, ``views`` or ``dashboard.jobs`` and turns a user error into the alert."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dash import ALL, Dash, Input, Output, State, ctx, no_update
+
+from dashboard import ids, jobs
+from dashboard.callbacks import loading, views
+from dashboard.config import Config
+from dashboard.layout.parameters import parameter_controls
+from dashboard.methods import rule_layer_types
+from dashboard.sources import model_from_ref
+from dashboard.store import Store
+
+USER_ERRORS = (ValueError, TypeError, KeyError)
+ALERT = [
+    Output(ids.ERROR_ALERT, "children", allow_duplicate=True),
+    Output(ids.ERROR_ALERT, "is_open", allow_duplicate=True),
+]
+
+
+def guarded(compute: Callable[[], tuple], n_outputs: int) -> tuple:
+    """``compute()``'s outputs with the alert closed, or no change and the alert showing the
+    error's message (the page keeps what it had)."""
+    try:
+        return (*compute(), None, False)
+    except USER_ERRORS as error:
+        message = error.args[0] if error.args else repr(error)
+        return (*([no_update] * n_outputs), str(message), True)
+
+
+def register_callbacks(app: Dash, store: Store, config: Config) -> None:
+    """Wire the page (see :func:`dashboard.layout.build_layout`) to the functions."""
+    _loading_callbacks(app, store, config)
+    _compute_callbacks(app, store, config)
+    _view_callbacks(app, store)
+
+
+def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
+    @app.callback(
+        Output(ids.MODEL_REF, "data"), Output(ids.DATA_REF, "data"), *ALERT,
+        Input(ids.DEMO_SELECT, "value"), prevent_initial_call=True,
+    )  # fmt: skip
+    def choose_demo(name):
+        return guarded(lambda: loading.demo_refs(name), 2)
+
+    @app.callback(
+        Output(ids.MODEL_REF, "data", allow_duplicate=True),
+        Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
+        Input(ids.MODEL_UPLOAD, "contents"), State(ids.MODEL_UPLOAD, "filename"),
+        State(ids.MODEL_INPUT_DIM, "value"), State(ids.DATA_REF, "data"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def upload_model(contents, filename, input_dim, data_ref):
+        def load():
+            ref = loading.receive_model(store, config, contents, filename, input_dim)
+            return ref, data_ref if data_ref and data_ref["kind"] == "upload" else None
+
+        return guarded(load, 2)
+
+    @app.callback(
+        Output(ids.DATA_REF, "data", allow_duplicate=True),
+        Output(ids.DATA_COLUMNS, "value"), *ALERT,
+        Input(ids.DATA_UPLOAD, "contents"), State(ids.DATA_UPLOAD, "filename"),
+        State(ids.MODEL_REF, "data"), State(ids.DATA_CHANNELS_LAST, "value"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def upload_data(contents, filename, model_ref, channels_last):
+        def load():
+            ref = loading.receive_data(store, config, contents, filename, model_ref, channels_last)
+            return ref, None
+
+        return guarded(load, 2)
+
+    @app.callback(
+        Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
+        Input(ids.DATA_COLUMNS, "value"), Input(ids.DATA_CHANNELS_LAST, "value"),
+        State(ids.DATA_REF, "data"), State(ids.MODEL_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def choose_data_options(columns, channels_last, data_ref, model_ref):
+        if not data_ref or data_ref["kind"] != "upload":
+            return no_update, no_update, no_update
+        new_ref = loading.with_options(data_ref, columns, channels_last)
+        if new_ref == data_ref:
+            return no_update, no_update, no_update
+        return guarded(lambda: (loading.checked_data_ref(store, model_ref, new_ref),), 1)
+
+    @app.callback(
+        Output(ids.MODEL_INFO, "children"), Output(ids.DATA_INFO, "children"),
+        Output(ids.METHOD_SELECT, "options"), Output(ids.METHOD_SELECT, "value"),
+        Output(ids.OUTPUT_SELECT, "options"), Output(ids.OUTPUT_SELECT, "value"),
+        Output(ids.DATA_COLUMNS, "options"), Output(ids.MODEL_SUMMARY, "children"),
+        Output(ids.ROWS_INPUT, "value"), *ALERT,
+        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def show_model_and_data(model_ref, data_ref):
+        def describe():
+            found = loading.describe(store, model_ref, data_ref)
+            rows = min(50, found["n_rows"]) if found["n_rows"] else no_update
+            return (
+                found["model_info"], found["data_info"], found["methods"], found["method"],
+                found["outputs"], found["selected_outputs"], found["columns"], found["summary"],
+                rows,
+            )  # fmt: skip
+
+        return guarded(describe, 9)
+
+    @app.callback(
+        Output(ids.PARAMETER_PANEL, "children"),
+        Input(ids.METHOD_SELECT, "value"), State(ids.MODEL_REF, "data"),
+    )  # fmt: skip
+    def show_parameters(method, model_ref):
+        if not method or not model_ref:
+            return parameter_controls(None, [])
+        return parameter_controls(method, rule_layer_types(model_from_ref(store, model_ref)))
+
+
+def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
+    @app.callback(
+        Output(ids.RESULT_REF, "data", allow_duplicate=True), Output(ids.JOB_REQUEST, "data"),
+        Output(ids.STATUS, "children"), *ALERT,
+        Input(ids.COMPUTE_BUTTON, "n_clicks"),
+        State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"),
+        State(ids.METHOD_SELECT, "value"),
+        State(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
+        State(ids.rule("rule_name", ALL), "value"), State(ids.rule("rule_name", ALL), "id"),
+        State(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
+        State(ids.OUTPUT_SELECT, "value"), State(ids.ROWS_INPUT, "value"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names, rule_name_ids,
+                rule_params, rule_param_ids, outputs, rows):  # fmt: skip
+        raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
+        if rule_name_ids:
+            raw["rule_name"] = {
+                i["layer"]: v for i, v in zip(rule_name_ids, rule_names, strict=True)
+            }
+            raw["rule_param"] = {
+                i["layer"]: v for i, v in zip(rule_param_ids, rule_params, strict=True)
+            }
+
+        def start():
+            request = jobs.build_request(
+                store, model_ref, data_ref, method, raw, outputs or [], rows
+            )
+            key = jobs.request_key(request)
+            if store.get_result(key) is not None:
+                cached = {"key": key, "request": request, "cached": True}
+                return cached, no_update, "Shown from the cache (computed before)."
+            return no_update, {"request": request, "click": n_clicks}, "Queued…"
+
+        return guarded(start, 3)
+
+    @app.callback(
+        Output(ids.RESULT_REF, "data", allow_duplicate=True),
+        Output(ids.STATUS, "children", allow_duplicate=True), *ALERT,
+        Input(ids.JOB_REQUEST, "data"),
+        background=True,
+        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "max")],
+        running=[
+            (Output(ids.COMPUTE_BUTTON, "disabled"), True, False),
+            (Output(ids.CANCEL_BUTTON, "disabled"), False, True),
+            (Output(ids.PROGRESS, "style"), {"visibility": "visible"}, {"visibility": "hidden"}),
+        ],
+        cancel=[Input(ids.CANCEL_BUTTON, "n_clicks")],
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def run_job(set_progress, job):
+        if not job:
+            return no_update, no_update, no_update, no_update
+
+        def run():
+            ref = jobs.run_attribution(
+                config.cache_dir, config.cache_size_limit, job["request"], set_progress
+            )
+            return ref, "Computed."
+
+        return guarded(run, 2)
+
+
+def _view_callbacks(app: Dash, store: Store) -> None:
+    @app.callback(
+        Output(ids.INDIVIDUAL_ROWS, "options"), Output(ids.INDIVIDUAL_ROWS, "value"),
+        Output(ids.INDIVIDUAL_OUTPUTS, "options"), Output(ids.INDIVIDUAL_OUTPUTS, "value"),
+        Output(ids.GLOBAL_OUTPUTS, "options"), Output(ids.GLOBAL_OUTPUTS, "value"),
+        Output(ids.REFERENCE_ROW, "options"), *ALERT,
+        Input(ids.RESULT_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def show_result_options(result_ref):
+        def options():
+            found = views.view_options(store, result_ref)
+            return (
+                found["rows"], found["selected_rows"], found["nodes"], found["selected_nodes"],
+                found["nodes"], found["global_nodes"], found["rows"],
+            )  # fmt: skip
+
+        return guarded(options, 7)
+
+    @app.callback(
+        Output(ids.INDIVIDUAL_GRAPH, "figure"), *ALERT,
+        Input(ids.INDIVIDUAL_ROWS, "value"), Input(ids.INDIVIDUAL_OUTPUTS, "value"),
+        Input(ids.AGGR_CHANNELS, "value"), Input(ids.PLOT_OPTIONS, "value"),
+        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def draw_individual(rows, nodes, aggr_channels, options, result_ref):
+        if not result_ref:
+            return no_update, no_update, no_update
+        return guarded(
+            lambda: (
+                views.individual_figure(store, result_ref, rows, nodes, aggr_channels, options),
+            ),
+            1,
+        )
+
+    @app.callback(
+        Output(ids.GLOBAL_GRAPH, "figure"), *ALERT,
+        Input(ids.GLOBAL_OUTPUTS, "value"), Input(ids.PREPROCESS, "value"),
+        Input(ids.REFERENCE_ROW, "value"), State(ids.RESULT_REF, "data"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def draw_global(nodes, preprocess, reference_row, result_ref):
+        if not result_ref:
+            return no_update, no_update, no_update
+        return guarded(
+            lambda: (views.global_figure(store, result_ref, nodes, preprocess, reference_row),),
+            1,
+        )
+
+    @app.callback(
+        Output(ids.TABLE, "data"), Output(ids.TABLE, "columns"), Output(ids.TABLE, "page_count"),
+        Input(ids.RESULT_REF, "data"), Input(ids.TABLE, "page_current"),
+        Input(ids.TABLE, "page_size"), prevent_initial_call=True,
+    )  # fmt: skip
+    def show_table(result_ref, page, page_size):
+        if not result_ref:
+            return no_update, no_update, no_update
+        return views.table_page(store, result_ref, page or 0, page_size or 20)
+
+    @app.callback(
+        Output(ids.DOWNLOAD, "data"),
+        Input(ids.DOWNLOAD_CSV, "n_clicks"), Input(ids.DOWNLOAD_NPZ, "n_clicks"),
+        Input(ids.DOWNLOAD_PARAMS, "n_clicks"), State(ids.RESULT_REF, "data"),
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def download(*args: Any):
+        result_ref = args[-1]
+        if not result_ref:
+            return no_update
+        what = {ids.DOWNLOAD_CSV: "csv", ids.DOWNLOAD_NPZ: "npz"}.get(ctx.triggered_id, "params")
+        return views.download(store, result_ref, what)

@@ -1,0 +1,169 @@
+"""Drawing a memoised result: the grid, the global summary, the table and the downloads.
+
+Changing a view option redraws from the stored result; nothing is recomputed.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+import attribution
+from attribution.result import AttributionResult
+from dashboard.store import Store
+
+_RESULTS: OrderedDict[str, AttributionResult] = OrderedDict()
+_RESULTS_KEPT = 8
+
+
+def load_result(store: Store, result_ref: dict) -> AttributionResult:
+    """The result behind a page's reference (the last few are kept in memory)."""
+    key = result_ref["key"]
+    if key in _RESULTS:
+        _RESULTS.move_to_end(key)
+        return _RESULTS[key]
+    result = store.get_result(key)
+    if result is None:
+        raise KeyError(
+            "This result is no longer in the cache (evicted to keep it within its size "
+            "limit): press Compute again."
+        )
+    _RESULTS[key] = result
+    while len(_RESULTS) > _RESULTS_KEPT:
+        _RESULTS.popitem(last=False)
+    return result
+
+
+def view_options(store: Store, result_ref: dict) -> dict[str, Any]:
+    """Choices of the view controls for a result, and their defaults (innsight's)."""
+    result = load_result(store, result_ref)
+    n_rows = result.n_data if result.has_data else 1
+    rows = [{"label": f"data_{i + 1}", "value": i} for i in range(n_rows)]
+    several = len(result.output_names) > 1
+    nodes = [
+        {
+            "label": f"Output_{k + 1}: {result.output_names[k][i]}"
+            if several else result.output_names[k][i],
+            "value": f"{k}:{i}",
+        }
+        for k, idx in enumerate(result.output_idx)
+        for i in idx or []
+    ]  # fmt: skip
+    return {
+        "rows": rows,
+        "selected_rows": [row["value"] for row in rows[:2]],
+        "nodes": nodes,
+        "selected_nodes": [node["value"] for node in nodes[:3]],
+        "global_nodes": [nodes[0]["value"]],
+    }
+
+
+def _output_idx(result: AttributionResult, selected: list[str] | None) -> list | None:
+    if not selected:
+        return None
+    idx: list[list[int] | None] = [None] * len(result.output_names)
+    for value in selected:
+        layer, node = (int(part) for part in value.split(":"))
+        idx[layer] = [*(idx[layer] or []), node]
+    return idx
+
+
+def individual_figure(
+    store: Store,
+    result_ref: dict,
+    rows: list[int] | None,
+    nodes: list[str] | None,
+    aggr_channels: str,
+    options: list[str] | None,
+) -> go.Figure:
+    """``result.plot(...)`` with the page's choices."""
+    result = load_result(store, result_ref)
+    options = options or []
+    return result.plot(
+        data_idx=rows or [0] if result.has_data else 0,
+        output_idx=_output_idx(result, nodes),
+        aggr_channels=aggr_channels or "sum",
+        same_scale="same_scale" in options,
+        show_preds="show_preds" in options,
+    )
+
+
+def global_figure(
+    store: Store,
+    result_ref: dict,
+    nodes: list[str] | None,
+    preprocess: str,
+    reference_row: int | None,
+) -> go.Figure:
+    """``result.plot_global(...)`` with the page's choices (a note for global Connection
+    Weights, which has no data to summarise)."""
+    result = load_result(store, result_ref)
+    if not result.has_data:
+        return _note_figure(
+            "Global Connection Weights explains no data points: see the Individual tab, or "
+            "switch × input on to summarise the local variant."
+        )
+    return result.plot_global(
+        output_idx=_output_idx(result, nodes),
+        preprocess=preprocess or "abs",
+        ref_data_idx=reference_row,
+    )
+
+
+def _note_figure(text: str) -> go.Figure:
+    figure = go.Figure()
+    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    return figure
+
+
+def table_page(
+    store: Store, result_ref: dict, page: int, page_size: int
+) -> tuple[list[dict], list[dict], int]:
+    """One page of innsight's data frame: records, columns and the number of pages."""
+    frame = load_result(store, result_ref).get_result("data.frame")
+    start = page * page_size
+    part = frame.iloc[start : start + page_size].astype(object)
+    columns = [{"name": column, "id": column} for column in frame.columns]
+    records = part.where(part.notna(), None).to_dict("records")
+    return records, columns, max(1, -(-len(frame) // page_size))
+
+
+def download(store: Store, result_ref: dict, what: str) -> dict:
+    """The file for a download button: ``"csv"``, ``"npz"`` or ``"params"``."""
+    result = load_result(store, result_ref)
+    name = f"{result_ref['request']['method']}_{result_ref['key'][:8]}"
+    if what == "csv":
+        text = result.get_result("data.frame").to_csv(index=False)
+        return {"content": text, "filename": f"{name}.csv"}
+    if what == "npz":
+        arrays = _arrays(result)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, **arrays)
+        return _bytes_download(buffer.getvalue(), f"{name}.npz")
+    request = result_ref["request"]
+    text = json.dumps({**request, "engine": attribution.__version__}, indent=2)
+    return {"content": text, "filename": f"{name}_parameters.json"}
+
+
+def _arrays(result: AttributionResult) -> dict[str, np.ndarray]:
+    arrays = result.get_result("array")
+    if isinstance(arrays, np.ndarray):
+        return {"Output_1__Input_1": arrays}
+    return {
+        f"{output}__{input_}": array
+        for output, per_input in arrays.items()
+        for input_, array in per_input.items()
+        if array is not None
+    }
+
+
+def _bytes_download(data: bytes, filename: str) -> dict:
+    return {"content": base64.b64encode(data).decode(), "filename": filename, "base64": True}

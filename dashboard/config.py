@@ -1,0 +1,114 @@
+"""The dashboard's settings: where it listens, where it caches, how large uploads may be."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+GIB = 1024**3
+MB = 1000**2
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/innsight-dashboard``, or ``~/.cache/innsight-dashboard``."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "innsight-dashboard"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of one dashboard process.
+
+    Parameters
+    ----------
+    host : str, default="127.0.0.1"
+        The interface to listen on; ``"0.0.0.0"`` serves the whole network.
+    port : int, default=8050
+    cache_dir : path, default=default_cache_dir()
+        The folder of the upload and result cache (created private to the user). It
+        holds pickled results that the dashboard loads, so no one else may write to it.
+    cache_size_limit : int, default=2 GiB
+        Bytes the cache may hold; least recently used entries are evicted beyond it.
+    max_upload_bytes : int, default=50 MB
+        The largest model or data file accepted.
+    debug : bool, default=False
+        Dash's debug mode (reloader and error pages); never on a shared server.
+
+    Examples
+    --------
+    >>> Config(port=8051, max_upload_bytes=10_000_000).port
+    8051
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8050
+    cache_dir: Path = field(default_factory=default_cache_dir)
+    cache_size_limit: int = 2 * GIB
+    max_upload_bytes: int = 50 * MB
+    debug: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
+        if not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ValueError(f"port must be an integer from 1 to 65535; got {self.port!r}.")
+        for name in ("cache_size_limit", "max_upload_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise ValueError(f"{name} must be a positive number of bytes; got {value!r}.")
+        if self.max_upload_bytes > self.cache_size_limit:
+            raise ValueError(
+                f"max_upload_bytes ({self.max_upload_bytes}) exceeds cache_size_limit "
+                f"({self.cache_size_limit}): an upload would evict itself. Raise "
+                "cache_size_limit or lower max_upload_bytes."
+            )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Config:
+    """A :class:`Config` from command-line arguments (``python -m dashboard --port 8051``).
+
+    Parameters
+    ----------
+    argv : list of str, default=None
+        The arguments without the program name; None reads ``sys.argv``.
+
+    Examples
+    --------
+    >>> parse_args(["--port", "8051", "--max-upload-mb", "10"]).max_upload_bytes
+    10000000
+    """
+    defaults = {f.name: f.default for f in fields(Config)}
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboard", description="Run the innsight dashboard."
+    )
+    parser.add_argument("--host", default=defaults["host"], help="interface (%(default)s)")
+    parser.add_argument("--port", type=int, default=defaults["port"], help="port (%(default)s)")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=None, help=f"cache folder ({default_cache_dir()})"
+    )
+    parser.add_argument(
+        "--cache-size-gb",
+        type=float,
+        default=defaults["cache_size_limit"] / GIB,
+        help="cache size limit in GiB (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=defaults["max_upload_bytes"] / MB,
+        help="largest upload in MB (%(default)s)",
+    )
+    parser.add_argument("--debug", action="store_true", help="Dash debug mode")
+    args = parser.parse_args(argv)
+    settings = {
+        "host": args.host,
+        "port": args.port,
+        "cache_size_limit": round(args.cache_size_gb * GIB),
+        "max_upload_bytes": round(args.max_upload_mb * MB),
+        "debug": args.debug,
+    }
+    if args.cache_dir is not None:
+        settings["cache_dir"] = args.cache_dir
+    return Config(**settings)

@@ -1,0 +1,54 @@
+"""Component ids, named once (tests and callbacks use these constants)."""
+
+# model and data
+DEMO_SELECT = "demo-select"
+MODEL_UPLOAD = "model-upload"
+MODEL_INPUT_DIM = "model-input-dim"
+DATA_UPLOAD = "data-upload"
+DATA_COLUMNS = "data-columns"
+DATA_CHANNELS_LAST = "data-channels-last"
+MODEL_REF = "model-ref"
+DATA_REF = "data-ref"
+MODEL_INFO = "model-info"
+DATA_INFO = "data-info"
+ERROR_ALERT = "error-alert"
+
+# method and parameters
+METHOD_SELECT = "method-select"
+PARAMETER_PANEL = "parameter-panel"
+OUTPUT_SELECT = "output-select"
+ROWS_INPUT = "rows-input"
+COMPUTE_BUTTON = "compute-button"
+CANCEL_BUTTON = "cancel-button"
+PROGRESS = "progress"
+STATUS = "status"
+JOB_REQUEST = "job-request"
+RESULT_REF = "result-ref"
+
+# views
+TABS = "view-tabs"
+INDIVIDUAL_GRAPH = "individual-graph"
+INDIVIDUAL_ROWS = "individual-rows"
+INDIVIDUAL_OUTPUTS = "individual-outputs"
+AGGR_CHANNELS = "aggr-channels"
+PLOT_OPTIONS = "plot-options"
+GLOBAL_GRAPH = "global-graph"
+GLOBAL_OUTPUTS = "global-outputs"
+PREPROCESS = "preprocess"
+REFERENCE_ROW = "global-reference-row"
+TABLE = "result-table"
+DOWNLOAD_CSV = "download-csv"
+DOWNLOAD_NPZ = "download-npz"
+DOWNLOAD_PARAMS = "download-params"
+DOWNLOAD = "download"
+MODEL_SUMMARY = "model-summary"
+
+
+def parameter(name: str) -> dict:
+    """The id of a method parameter's control (pattern-matching, ``{"type", "name"}``)."""
+    return {"type": "parameter", "name": name}
+
+
+def rule(kind: str, layer_type: str) -> dict:
+    """The id of a per-layer-type rule control: ``kind`` is "rule_name" or "rule_param"."""
+    return {"type": kind, "layer": layer_type}

@@ -1,0 +1,39 @@
+"""The page: a control column (model, data, method) and the result tabs."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.layout.controls import data_card, method_card, model_card
+from dashboard.layout.views import result_tabs
+
+
+def build_layout() -> dbc.Container:
+    """The whole page (no callbacks here)."""
+    stores = [
+        dcc.Store(id=component, storage_type="session")
+        for component in (ids.MODEL_REF, ids.DATA_REF, ids.RESULT_REF)
+    ]
+    return dbc.Container(
+        [
+            *stores,
+            dcc.Store(id=ids.JOB_REQUEST),
+            html.H4("innsight for Python: feature attribution explorer", className="my-3"),
+            dbc.Row(
+                [
+                    dbc.Col([model_card(), data_card(), method_card()], md=4, lg=3),
+                    dbc.Col(
+                        [
+                            dbc.Alert(id=ids.ERROR_ALERT, color="danger", is_open=False,
+                                      dismissable=True),
+                            result_tabs(),
+                        ],
+                        md=8, lg=9,
+                    ),
+                ]
+            ),
+        ],
+        fluid=True,
+    )  # fmt: skip

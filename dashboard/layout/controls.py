@@ -1,0 +1,91 @@
+"""The control column: model, data, method and the Compute button."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+import demo_data
+from dashboard import ids
+
+_UPLOAD_STYLE = {
+    "borderWidth": "1px", "borderStyle": "dashed", "borderRadius": "6px",
+    "textAlign": "center", "padding": "10px", "cursor": "pointer",
+}  # fmt: skip
+
+
+def _upload(component_id: str, what: str, accept: str) -> dcc.Upload:
+    return dcc.Upload(
+        id=component_id,
+        children=html.Div([f"Drop a {what} here or ", html.A("choose a file")]),
+        accept=accept,
+        multiple=False,
+        style=_UPLOAD_STYLE,
+        className="small mb-2",
+    )
+
+
+def model_card() -> dbc.Card:
+    demos = [{"label": demo_data.metadata(n)["title"], "value": n} for n in demo_data.DEMOS]
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H6("1. Model", className="card-title"),
+                dbc.Label("Demo model", html_for=ids.DEMO_SELECT, className="small mb-0"),
+                dcc.Dropdown(id=ids.DEMO_SELECT, options=demos, placeholder="Pick a demo",
+                             clearable=False, className="mb-2"),
+                _upload(ids.MODEL_UPLOAD, "model (.json, .pt2, .pt)", ".json,.pt2,.pt,.ts"),
+                dbc.Input(id=ids.MODEL_INPUT_DIM, placeholder="input shape, e.g. 1,8,8 "
+                          "(TorchScript only)", size="sm", className="mb-2"),
+                html.Div(id=ids.MODEL_INFO, className="small"),
+            ]
+        ),
+        className="mb-3",
+    )  # fmt: skip
+
+
+def data_card() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H6("2. Data", className="card-title"),
+                _upload(ids.DATA_UPLOAD, "data file (.csv, .npy, .npz)", ".csv,.npy,.npz"),
+                dbc.Switch(id=ids.DATA_CHANNELS_LAST, label="channels last (NPY/NPZ)",
+                           value=False, className="small"),
+                dcc.Dropdown(id=ids.DATA_COLUMNS, multi=True, placeholder="input columns",
+                             className="mb-2 small"),
+                html.Div(id=ids.DATA_INFO, className="small"),
+            ]
+        ),
+        className="mb-3",
+    )  # fmt: skip
+
+
+def method_card() -> dbc.Card:
+    return dbc.Card(
+        dbc.CardBody(
+            [
+                html.H6("3. Method", className="card-title"),
+                dcc.Dropdown(id=ids.METHOD_SELECT, placeholder="Load a model first",
+                             clearable=False, className="mb-2"),
+                html.Div(id=ids.PARAMETER_PANEL, className="small"),
+                dbc.Label("Output nodes", html_for=ids.OUTPUT_SELECT, className="small mb-0"),
+                dcc.Dropdown(id=ids.OUTPUT_SELECT, multi=True, className="mb-2 small"),
+                dbc.Label("Rows to explain (first n)", html_for=ids.ROWS_INPUT,
+                          className="small mb-0"),
+                dbc.Input(id=ids.ROWS_INPUT, type="number", min=1, step=1, value=50,
+                          size="sm", className="mb-2"),
+                dbc.ButtonGroup(
+                    [
+                        dbc.Button("Compute", id=ids.COMPUTE_BUTTON, color="primary"),
+                        dbc.Button("Cancel", id=ids.CANCEL_BUTTON, color="secondary",
+                                   disabled=True),
+                    ],
+                    className="mb-2",
+                ),
+                dbc.Progress(id=ids.PROGRESS, value=0, max=1, className="mb-2",
+                             style={"visibility": "hidden"}),
+                html.Div(id=ids.STATUS, className="small text-muted"),
+            ]
+        )
+    )  # fmt: skip

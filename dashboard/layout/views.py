@@ -1,0 +1,91 @@
+"""The result tabs: individual grid, global summary, table with downloads, model summary."""
+
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import dash_table, dcc, html
+
+from dashboard import ids
+
+_GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def _labelled(label: str, control) -> dbc.Col:
+    return dbc.Col([dbc.Label(label, className="small mb-0"), control], md=3)
+
+
+def individual_tab() -> dbc.Tab:
+    controls = dbc.Row(
+        [
+            _labelled("Data points", dcc.Dropdown(id=ids.INDIVIDUAL_ROWS, multi=True)),
+            _labelled("Output nodes", dcc.Dropdown(id=ids.INDIVIDUAL_OUTPUTS, multi=True)),
+            _labelled("Channels", dcc.Dropdown(
+                id=ids.AGGR_CHANNELS, value="sum", clearable=False,
+                options=[{"label": f"aggregate: {a}", "value": a} for a in ("sum", "mean", "norm")],
+            )),
+            _labelled("Options", dbc.Checklist(
+                id=ids.PLOT_OPTIONS, value=["show_preds"], switch=True, inline=True,
+                options=[{"label": "info box", "value": "show_preds"},
+                         {"label": "same scale", "value": "same_scale"}],
+            )),
+        ],
+        className="g-2 my-2",
+    )  # fmt: skip
+    return dbc.Tab(
+        [controls, dcc.Loading(dcc.Graph(id=ids.INDIVIDUAL_GRAPH, config=_GRAPH_CONFIG))],
+        label="Individual",
+        tab_id="individual",
+    )
+
+
+def global_tab() -> dbc.Tab:
+    controls = dbc.Row(
+        [
+            _labelled("Output nodes", dcc.Dropdown(id=ids.GLOBAL_OUTPUTS, multi=True)),
+            _labelled("Preprocess", dcc.Dropdown(
+                id=ids.PREPROCESS, value="abs", clearable=False,
+                options=[{"label": p, "value": p} for p in ("abs", "identity", "square")],
+            )),
+            _labelled("Reference row (red)", dcc.Dropdown(id=ids.REFERENCE_ROW)),
+        ],
+        className="g-2 my-2",
+    )  # fmt: skip
+    return dbc.Tab(
+        [controls, dcc.Loading(dcc.Graph(id=ids.GLOBAL_GRAPH, config=_GRAPH_CONFIG))],
+        label="Global",
+        tab_id="global",
+    )
+
+
+def table_tab() -> dbc.Tab:
+    buttons = dbc.ButtonGroup(
+        [
+            dbc.Button("CSV", id=ids.DOWNLOAD_CSV, size="sm", outline=True),
+            dbc.Button("NPZ (arrays)", id=ids.DOWNLOAD_NPZ, size="sm", outline=True),
+            dbc.Button("Parameters (JSON)", id=ids.DOWNLOAD_PARAMS, size="sm", outline=True),
+        ],
+        className="my-2",
+    )
+    table = dash_table.DataTable(
+        id=ids.TABLE,
+        page_current=0,
+        page_size=20,
+        page_action="custom",
+        style_table={"overflowX": "auto"},
+        style_cell={"fontSize": "0.8rem", "padding": "2px 6px"},
+    )
+    return dbc.Tab([buttons, table, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table")
+
+
+def model_tab() -> dbc.Tab:
+    return dbc.Tab(
+        html.Pre(id=ids.MODEL_SUMMARY, className="small mt-2"), label="Model", tab_id="model"
+    )
+
+
+def result_tabs() -> dbc.Tabs:
+    return dbc.Tabs(
+        [individual_tab(), global_tab(), table_tab(), model_tab()],
+        id=ids.TABS,
+        active_tab="individual",
+    )

@@ -1,0 +1,88 @@
+"""What a page refers to (a demo or an upload) turned into models, data and cache keys.
+
+A page keeps only small JSON references in its ``dcc.Store``:
+
+- model: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
+  "input_dim": [[1, 8, 8]] or None}``;
+- data: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
+  "input_columns": [...] or None, "channels_last": false}``.
+
+Loaded models are memoised per process by their reference (the bytes behind an upload's
+sha256 never change).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any
+
+import demo_data
+from attribution.converter.loading import LoadedModel, load_model
+from dashboard.store import Store
+from dashboard.uploads import LoadedData, read_data
+
+_MODELS: OrderedDict[str, LoadedModel] = OrderedDict()
+_MODELS_KEPT = 16
+
+
+def model_from_ref(store: Store, ref: dict[str, Any]) -> LoadedModel:
+    """The model a reference points to (raises ValueError with the reason if it cannot be
+    read or converted). The last few are kept in memory: an upload's bytes never change."""
+    key = _canonical(ref)
+    if key in _MODELS:
+        _MODELS.move_to_end(key)
+        return _MODELS[key]
+    if ref["kind"] == "demo":
+        demo = demo_data.load_demo(ref["name"])
+        model = load_model(
+            demo.model,
+            input_dim=demo.input_dim,
+            input_names=demo.input_names,
+            output_names=demo.output_names,
+        )
+    else:
+        upload = store.get_upload(ref["sha"])
+        model = load_model(upload.data, upload.filename, input_dim=ref.get("input_dim"))
+    _MODELS[key] = model
+    while len(_MODELS) > _MODELS_KEPT:
+        _MODELS.popitem(last=False)
+    return model
+
+
+def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedData:
+    """The data a reference points to, checked against nothing yet (see
+    :func:`dashboard.uploads.check_data_fits`)."""
+    if ref["kind"] == "demo":
+        demo = demo_data.load_demo(ref["name"])
+        return LoadedData(f"{ref['name']} (demo test set)", "npz", demo.inputs)
+    upload = store.get_upload(ref["sha"])
+    return read_data(
+        upload.data,
+        upload.filename,
+        input_columns=ref.get("input_columns"),
+        channels_last=bool(ref.get("channels_last")),
+        input_dim=model.input_dim,
+    )
+
+
+def ref_hash(ref: dict[str, Any]) -> str:
+    """A cache-key part for a reference: the upload's sha256 with its reading options, or
+    the demo's name with the hash of its files (a rebuilt demo is a new model)."""
+    if ref["kind"] == "demo":
+        return f"demo:{ref['name']}:{_demo_files_hash(ref['name'])}"
+    return hashlib.sha256(_canonical(ref).encode()).hexdigest()
+
+
+@lru_cache(maxsize=16)
+def _demo_files_hash(name: str) -> str:
+    digest = hashlib.sha256()
+    for suffix in (".pt", ".npz"):
+        digest.update((demo_data.FILES / f"{name}{suffix}").read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _canonical(ref: dict[str, Any]) -> str:
+    return json.dumps(ref, sort_keys=True, separators=(",", ":"))

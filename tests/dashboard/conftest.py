@@ -1,0 +1,95 @@
+"""Fixtures of the dashboard tests: a store in a temporary folder, small models, uploads."""
+
+from __future__ import annotations
+
+import base64
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from attribution.converter.loading import LoadedModel, load_model
+from dashboard.store import Store
+
+
+@pytest.fixture
+def store(tmp_path) -> Store:
+    with Store(tmp_path / "cache", size_limit=50 * 1024**2) as opened:
+        yield opened
+
+
+@pytest.fixture
+def tabular_model() -> LoadedModel:
+    """4 named features → 3 classes, converted."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(-1)).eval()
+    return load_model(
+        model,
+        input_names=["sepal_len", "sepal_wid", "petal_len", "petal_wid"],
+        output_names=["setosa", "versicolor", "virginica"],
+    )
+
+
+def _cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(72, 3)).eval()
+
+
+@pytest.fixture
+def image_model() -> LoadedModel:
+    """A 1×8×8 image CNN with 3 outputs, converted."""
+    return load_model(_cnn(), input_dim=(1, 8, 8))
+
+
+@pytest.fixture
+def rgb_model() -> LoadedModel:
+    """A 3×8×8 image model, converted."""
+    torch.manual_seed(0)
+    return load_model(nn.Sequential(nn.Conv2d(3, 2, 3), nn.Flatten()).eval(), input_dim=(3, 8, 8))
+
+
+@pytest.fixture
+def scripted_model() -> LoadedModel:
+    """The same CNN as TorchScript bytes: not converted, gradient family only."""
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():  # torch deprecates TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.save(torch.jit.script(_cnn()), buffer)
+        return load_model(buffer.getvalue(), "cnn.pt", input_dim=(1, 8, 8))
+
+
+@pytest.fixture
+def as_upload():
+    """``dcc.Upload``'s value for some bytes."""
+
+    def encode(data: bytes, mime: str = "application/octet-stream") -> str:
+        return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+    return encode
+
+
+@pytest.fixture
+def npy_bytes():
+    """``np.save`` of an array, as bytes."""
+
+    def save(array: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        np.save(buffer, array)
+        return buffer.getvalue()
+
+    return save
+
+
+@pytest.fixture
+def npz_bytes():
+    """``np.savez`` of named arrays, as bytes."""
+
+    def save(**arrays: np.ndarray) -> bytes:
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        return buffer.getvalue()
+
+    return save
