@@ -12,7 +12,10 @@ from dashboard.config import parse_args
 def main(argv: Sequence[str] | None = None) -> None:
     """Start the dashboard (the demo models are in its Model card)."""
     config = parse_args(argv)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except (OSError, ValueError, KeyError) as error:
+        raise SystemExit(f"Cannot start the dashboard: {error}") from None
     app.run(host=config.host, port=config.port, debug=config.debug)
 
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import diskcache
 from dash import Dash, DiskcacheManager
 
+from dashboard.callbacks.loading import checked_data_ref
 from dashboard.callbacks.register import register_callbacks
 from dashboard.config import Config
 from dashboard.layout import build_layout
+from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -29,9 +31,26 @@ def create_app(config: Config | None = None) -> Dash:
         background_callback_manager=DiskcacheManager(jobs),
         suppress_callback_exceptions=True,
     )
-    app.layout = build_layout()
+    app.layout = build_layout(*preloaded_refs(store, config))
     register_callbacks(app, store, config)
     return app
+
+
+def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | None]:
+    """References to ``config.model_file`` and ``config.data_file``, checked to load and
+    fit (a ValueError says what is wrong, before the server starts)."""
+    model_ref = data_ref = None
+    if config.model_file is not None:
+        path = Path(config.model_file)
+        sha = store.put_bytes(path.read_bytes(), path.name)
+        model_ref = {"kind": "upload", "sha": sha, "input_dim": None}
+        model_from_ref(store, model_ref)
+    if config.data_file is not None:
+        path = Path(config.data_file)
+        sha = store.put_bytes(path.read_bytes(), path.name)
+        data_ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
+        checked_data_ref(store, model_ref, data_ref)
+    return model_ref, data_ref
 
 
 def __getattr__(name: str):

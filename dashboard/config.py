@@ -36,6 +36,8 @@ class Config:
         The largest model or data file accepted.
     debug : bool, default=False
         Dash's debug mode (reloader and error pages); never on a shared server.
+    model_file, data_file : path, default=None
+        A model and a data file every new page starts with (``--model``, ``--data``).
 
     Examples
     --------
@@ -49,6 +51,8 @@ class Config:
     cache_size_limit: int = 2 * GIB
     max_upload_bytes: int = 50 * MB
     debug: bool = False
+    model_file: Path | None = None
+    data_file: Path | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
@@ -100,6 +104,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         default=defaults["max_upload_bytes"] / MB,
         help="largest upload in MB (%(default)s)",
     )
+    parser.add_argument("--model", type=Path, help="a model file every page starts with")
+    parser.add_argument("--data", type=Path, help="a data file every page starts with")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode")
     args = parser.parse_args(argv)
     settings = {
@@ -108,6 +114,8 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "cache_size_limit": round(args.cache_size_gb * GIB),
         "max_upload_bytes": round(args.max_upload_mb * MB),
         "debug": args.debug,
+        "model_file": args.model,
+        "data_file": args.data,
     }
     if args.cache_dir is not None:
         settings["cache_dir"] = args.cache_dir

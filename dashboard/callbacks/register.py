@@ -95,7 +95,8 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         Output(ids.OUTPUT_SELECT, "options"), Output(ids.OUTPUT_SELECT, "value"),
         Output(ids.DATA_COLUMNS, "options"), Output(ids.MODEL_SUMMARY, "children"),
         Output(ids.ROWS_INPUT, "value"), *ALERT,
-        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"), prevent_initial_call=True,
+        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"),
+        prevent_initial_call="initial_duplicate",  # a preloaded or remembered model shows
     )  # fmt: skip
     def show_model_and_data(model_ref, data_ref):
         def describe():
@@ -188,9 +189,11 @@ def _view_callbacks(app: Dash, store: Store) -> None:
         Output(ids.INDIVIDUAL_OUTPUTS, "options"), Output(ids.INDIVIDUAL_OUTPUTS, "value"),
         Output(ids.GLOBAL_OUTPUTS, "options"), Output(ids.GLOBAL_OUTPUTS, "value"),
         Output(ids.REFERENCE_ROW, "options"), *ALERT,
-        Input(ids.RESULT_REF, "data"), prevent_initial_call=True,
+        Input(ids.RESULT_REF, "data"), prevent_initial_call="initial_duplicate",
     )  # fmt: skip
     def show_result_options(result_ref):
+        if not result_ref:
+            return (no_update,) * 9
         def options():
             found = views.view_options(store, result_ref)
             return (

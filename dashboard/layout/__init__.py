@@ -10,11 +10,19 @@ from dashboard.layout.controls import data_card, method_card, model_card
 from dashboard.layout.views import result_tabs
 
 
-def build_layout() -> dbc.Container:
-    """The whole page (no callbacks here)."""
+def build_layout(model_ref: dict | None = None, data_ref: dict | None = None) -> dbc.Container:
+    """The whole page (no callbacks here), starting with the given model and data.
+
+    The references live in the browser tab's session storage: a reload keeps them, and
+    another tab or visitor never sees them.
+    """
     stores = [
-        dcc.Store(id=component, storage_type="session")
-        for component in (ids.MODEL_REF, ids.DATA_REF, ids.RESULT_REF)
+        dcc.Store(id=component, storage_type="session", data=data)
+        for component, data in (
+            (ids.MODEL_REF, model_ref),
+            (ids.DATA_REF, data_ref),
+            (ids.RESULT_REF, None),
+        )
     ]
     return dbc.Container(
         [

@@ -1,0 +1,93 @@
+"""Building the app, preloading files (``--model``/``--data``), and the command line."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from dash import Dash
+
+from dashboard import ids
+from dashboard.__main__ import main
+from dashboard.app import create_app, preloaded_refs
+from dashboard.config import Config, parse_args
+from dashboard.store import Store
+
+SPEC = {
+    "input_dim": [3],
+    "input_nodes": [1],
+    "output_nodes": [2],
+    "input_names": ["a", "b", "c"],
+    "output_names": ["low", "high"],
+    "layers": [
+        {"type": "Dense", "weight": [[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]], "bias": [0.0, 0.1],
+         "activation_name": "relu", "input_layers": 0, "output_layers": 2},
+        {"type": "Dense", "weight": [[1.0, -1.0], [0.5, 2.0]], "bias": [0.0, 0.0],
+         "activation_name": "softmax", "input_layers": 1, "output_layers": -1},
+    ],
+}  # fmt: skip
+
+
+@pytest.fixture
+def files(tmp_path):
+    model = tmp_path / "model.json"
+    model.write_text(json.dumps(SPEC))
+    data = tmp_path / "rows.csv"
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 3)), columns=["a", "b", "c"])
+    frame.to_csv(data, index=False)
+    return model, data
+
+
+def _store_data(app: Dash, component_id: str):
+    """The initial ``data`` of a ``dcc.Store`` in the app's layout."""
+    found = [c for c in app.layout._traverse() if getattr(c, "id", None) == component_id]
+    assert len(found) == 1
+    return found[0].data
+
+
+def test_app_starts_empty_without_files(tmp_path):
+    app = create_app(Config(cache_dir=tmp_path / "cache"))
+    assert _store_data(app, ids.MODEL_REF) is None
+    assert _store_data(app, ids.DATA_REF) is None
+    assert len(app.callback_map) > 10
+
+
+def test_preloaded_model_and_data_are_in_the_layout(tmp_path, files):
+    model, data = files
+    config = Config(cache_dir=tmp_path / "cache", model_file=model, data_file=data)
+    app = create_app(config)
+    model_ref, data_ref = _store_data(app, ids.MODEL_REF), _store_data(app, ids.DATA_REF)
+    assert model_ref["kind"] == "upload" and data_ref["kind"] == "upload"
+    assert (model_ref, data_ref) == preloaded_refs(Store.from_config(config), config)
+
+
+def test_preloaded_data_must_fit_the_model(tmp_path, files):
+    model, _ = files
+    wide = tmp_path / "wide.csv"
+    pd.DataFrame(np.ones((2, 5)), columns=list("abcde")).to_csv(wide, index=False)
+    config = Config(cache_dir=tmp_path / "cache", model_file=model, data_file=wide)
+    with pytest.raises(ValueError, match="expects"):
+        create_app(config)
+
+
+def test_command_line_reports_a_bad_model_file_and_exits(tmp_path):
+    bad = tmp_path / "model.json"
+    bad.write_text("{not json")
+    with pytest.raises(SystemExit, match="Cannot start the dashboard"):
+        main(["--cache-dir", str(tmp_path / "cache"), "--model", str(bad)])
+
+
+def test_command_line_options_reach_the_config(tmp_path, files):
+    model, data = files
+    config = parse_args(["--port", "8123", "--model", str(model), "--data", str(data)])
+    assert (config.port, config.model_file, config.data_file) == (8123, model, data)
+
+
+def test_module_help_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "dashboard", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0
+    assert "--cache-dir" in done.stdout and "--model" in done.stdout
