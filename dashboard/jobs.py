@@ -40,7 +40,12 @@ def build_request(
     outputs: list[str],
     rows: Any,
 ) -> dict[str, Any]:
-    """A canonical request from the page's values; raises ValueError naming what is wrong."""
+    """A canonical request from the page's values; raises ValueError naming what is wrong.
+
+    ``outputs`` are the output dropdown's ``"k:i"`` values (node ``i`` of output layer
+    ``k``, 0-based), in any order: the request holds them sorted per output layer.
+    ``rows`` (the first rows to explain) is capped at the data's number of rows.
+    """
     if not model_ref:
         raise ValueError("No model is loaded: pick a demo or upload a model first.")
     if not data_ref:
@@ -52,20 +57,46 @@ def build_request(
     check_data_fits(model, data)
     if not outputs:
         raise ValueError("Select at least one output node.")
-    output_idx: list[list[int] | None] = [None] * len(model.output_names)
-    for value in outputs:
-        layer, node = (int(part) for part in value.split(":"))
-        output_idx[layer] = [*(output_idx[layer] or []), node]
-    if rows is None or isinstance(rows, bool) or int(rows) < 1:
+    output_idx = parse_outputs(outputs, model.output_names)
+    if isinstance(rows, float) and rows.is_integer():
+        rows = int(rows)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
         raise ValueError(f"Rows to explain must be a whole number ≥ 1; got {rows!r}.")
+    params = canonical_params(method, raw_params, model)
+    if params.get("reference_row", 0) >= data.n_rows:
+        raise ValueError(
+            f"Reference row {params['reference_row']} is out of range: {data.filename} has "
+            f"{data.n_rows} rows (0-based, 0–{data.n_rows - 1})."
+        )
     return {
         "model": model_ref,
         "data": data_ref,
         "method": method,
-        "params": canonical_params(method, raw_params, model),
+        "params": params,
         "output_idx": output_idx,
-        "rows": min(int(rows), data.n_rows),
+        "rows": min(rows, data.n_rows),
     }
+
+
+def parse_outputs(outputs: list[str], output_names: list[list[str]]) -> list[list[int] | None]:
+    """``["0:2", "1:0", "0:1"]`` → ``[[1, 2], [0]]``: sorted node indices per output layer
+    (None for a layer with none selected), checked against the model's outputs."""
+    per_layer: list[set[int]] = [set() for _ in output_names]
+    for value in outputs:
+        try:
+            layer, node = (int(part) for part in str(value).split(":"))
+        except ValueError:
+            raise ValueError(
+                f"Output {value!r} is not 'layer:node' (two 0-based whole numbers, e.g. '0:2')."
+            ) from None
+        if not (0 <= layer < len(output_names) and 0 <= node < len(output_names[layer])):
+            sizes = ", ".join(f"Output_{k + 1}: {len(n)}" for k, n in enumerate(output_names))
+            raise ValueError(
+                f"Output {value!r} is not a node of the model; it has {len(output_names)} "
+                f"output layer(s) with {sizes} nodes (0-based). Choose the outputs again."
+            )
+        per_layer[layer].add(node)
+    return [sorted(nodes) if nodes else None for nodes in per_layer]
 
 
 def run_attribution(
@@ -81,8 +112,9 @@ def run_attribution(
             set_progress((done, total))
 
         result = run_method(
-            model, inputs, request["method"], request["params"], request["output_idx"], progress
-        )
+            model, inputs, request["method"], request["params"], request["output_idx"], progress,
+            reference_data=data.arrays,
+        )  # fmt: skip
         key = request_key(request)
         store.put_result(key, result)
     return {"key": key, "request": request, "cached": False}

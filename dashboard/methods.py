@@ -1,12 +1,13 @@
 """Which methods apply to a model, their parameters (innsight's defaults), and running one.
 
 Dash-free: the page builds its controls from :data:`PARAMETERS` and
-:func:`parameters_of`, and the background job calls :func:`run_method` with the canonical
+:data:`METHOD_PARAMETERS`, and the background job calls :func:`run_method` with the canonical
 parameters of :func:`canonical_params`, which are also part of the result's cache key.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import numpy as np
 
 import attribution
+from attribution._validation import check_bool, check_int, check_number
 from attribution.converter.loading import LoadedModel
 from attribution.result import AttributionResult
 from attribution.rules import DEEPLIFT_RULES, LRP_RULES, RULE_LAYER_TYPES
@@ -68,7 +70,7 @@ _COMMON = ("ignore_last_act", "dtype")
 METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
     "Gradient": ("times_input", *_COMMON),
     "SmoothGrad": ("times_input", "n", "noise_level", *_COMMON),
-    "IntegratedGradient": ("n", "reference", "reference_row", *_COMMON),
+    "IntegratedGradient": ("times_input", "n", "reference", "reference_row", *_COMMON),
     "ExpectedGradient": ("n", *_COMMON),
     "LRP": ("rule_name", "rule_param", "winner_takes_all", *_COMMON),
     "DeepLift": ("rule_name", "reference", "reference_row", "winner_takes_all", *_COMMON),
@@ -78,7 +80,12 @@ METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
 """The parameters each method takes (ExpectedGradient/DeepSHAP use the data as reference
 set)."""
 
-METHOD_DEFAULTS = {"IntegratedGradient": {"times_input": True}}
+METHOD_DEFAULTS = {
+    "IntegratedGradient": {"times_input": True},
+    "DeepLift": {"rule_name": "rescale"},
+    "DeepSHAP": {"rule_name": "rescale"},
+}
+"""Defaults of a method that differ from those in :data:`PARAMETERS` (innsight's)."""
 
 
 def rule_layer_types(model: LoadedModel) -> list[str]:
@@ -98,8 +105,17 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
     """The method's parameters with defaults filled in and other keys dropped.
 
     The result is what the method is called with and part of the cache key, so equal
-    requests give equal dicts. ``rule_name`` / ``rule_param`` become dicts over the rule
-    layer types present (DeepLift and DeepSHAP take one rule for all layers).
+    requests give equal dicts. Values are checked and normalised (``50.0`` → ``50``);
+    ``rule_name`` / ``rule_param`` become dicts over the rule layer types present, with no
+    parameter for the rules that take none (DeepLift and DeepSHAP take one rule for all
+    layers). ``ignore_last_act`` is dropped for unconverted models: the ``torch_*``
+    functions explain the module's output as it is.
+
+    Raises
+    ------
+    ValueError, TypeError
+        The method is unknown or does not apply to the model, or a value is not allowed
+        (the message names the parameter, the value and what is allowed).
     """
     if method not in METHOD_PARAMETERS:
         raise ValueError(
@@ -115,21 +131,65 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
         default = METHOD_DEFAULTS.get(method, {}).get(name, PARAMETERS[name].default)
         value = raw.get(name)
         params[name] = default if value is None or value == "" else value
-    if method in ("LRP",):
+    for name, value in params.items():
+        if name not in ("rule_name", "rule_param"):
+            params[name] = _checked(PARAMETERS[name], value)
+    if method == "LRP":
         types = rule_layer_types(model)
         names = params["rule_name"] if isinstance(params["rule_name"], dict) else {}
         values = params["rule_param"] if isinstance(params["rule_param"], dict) else {}
-        params["rule_name"] = {t: names.get(t) or "simple" for t in types}
-        params["rule_param"] = {t: _number_or_none(values.get(t)) for t in types}
+        params["rule_name"] = {t: _lrp_rule(names.get(t) or "simple", t) for t in types}
+        params["rule_param"] = {
+            t: None if params["rule_name"][t] in _NO_PARAMETER else _rule_param(values.get(t), t)
+            for t in types
+        }
     elif "rule_name" in params and params["rule_name"] not in DEEPLIFT_RULES:
-        params["rule_name"] = "rescale"
+        raise ValueError(
+            f"{method} rule {params['rule_name']!r} is not allowed; choose one of "
+            f"{', '.join(DEEPLIFT_RULES)}."
+        )
     if params.get("reference") != "row":
         params.pop("reference_row", None)
+    if model.converter is None:
+        params.pop("ignore_last_act", None)
     return params
 
 
-def _number_or_none(value: Any) -> float | None:
-    return None if value is None or value == "" else float(value)
+_NO_PARAMETER = ("simple", "pass")  # LRP rules that take no rule_param
+
+
+def _checked(parameter: Parameter, value: Any) -> Any:
+    """``value`` in the canonical form of its kind, or a ValueError naming what is allowed."""
+    name = parameter.name
+    if parameter.kind == "bool":
+        return check_bool(value, name)
+    if parameter.kind == "int":
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return check_int(value, name, int(parameter.minimum or 0))
+    if parameter.kind == "float":
+        return check_number(value, name, parameter.minimum or 0.0)
+    if value not in parameter.choices:
+        raise ValueError(
+            f"{name} {value!r} is not allowed; choose one of {', '.join(parameter.choices)}."
+        )
+    return value
+
+
+def _lrp_rule(name: Any, layer_type: str) -> str:
+    allowed = tuple(r for r in LRP_RULES if r != "pass" or layer_type == "BatchNorm_Layer")
+    if name not in allowed:
+        raise ValueError(
+            f"LRP rule {name!r} is not allowed for {layer_type}; choose one of "
+            f"{', '.join(allowed)}."
+        )
+    return name
+
+
+def _rule_param(value: Any, layer_type: str) -> float | None:
+    if value is None or value == "":
+        return None
+    return check_number(value, f"rule_param of {layer_type}", minimum=-math.inf)
 
 
 def run_method(
@@ -139,23 +199,31 @@ def run_method(
     params: dict[str, Any],
     output_idx: list[list[int] | None],
     progress_callback: Callable[[int, int], None] | None = None,
+    reference_data: list[np.ndarray] | None = None,
 ) -> AttributionResult:
     """Explain ``inputs`` (channels first, one array per input layer) with ``method``.
 
-    Converted models run the method classes; other modules the ``torch_*`` functions.
+    Converted models run the method classes; other modules the ``torch_*`` functions
+    (their progress is reported once, as ``(1, 1)`` when done). ``reference_data`` (default:
+    ``inputs``) is the data the reference comes from: its mean or one of its rows
+    (``x_ref``), or the reference set of ExpectedGradient and DeepSHAP (``data_ref``).
     """
     kwargs = dict(params)
+    references = inputs if reference_data is None else reference_data
     reference = kwargs.pop("reference", None)
     row = kwargs.pop("reference_row", 0)
     if reference is not None:
-        kwargs["x_ref"] = _reference(inputs, reference, row)
+        kwargs["x_ref"] = _reference(references, reference, row)
     if method in ("ExpectedGradient", "DeepSHAP"):
-        kwargs["data_ref"] = inputs if len(inputs) > 1 else inputs[0]
+        kwargs["data_ref"] = references if len(references) > 1 else references[0]
     data = inputs if len(inputs) > 1 else inputs[0]
     if method == "LRP":
         kwargs["rule_param"] = {k: v for k, v in kwargs["rule_param"].items() if v is not None}
     if model.converter is None:
-        return _run_torch(model, data, method, kwargs, output_idx)
+        result = _run_torch(model, data, method, kwargs, output_idx)
+        if progress_callback is not None:
+            progress_callback(1, 1)
+        return result
     method_class = getattr(attribution, method)
     if method == "ConnectionWeights" and not kwargs["times_input"]:
         data = None
@@ -176,7 +244,7 @@ _TORCH_FUNCTIONS = {
 def _run_torch(
     model: LoadedModel, data: Any, method: str, kwargs: dict, output_idx: list
 ) -> AttributionResult:
-    kwargs.pop("ignore_last_act", None)  # the torch_* functions explain the module's output
+    kwargs.pop("ignore_last_act", None)  # canonical_params drops it; older requests had it
     function = getattr(attribution, _TORCH_FUNCTIONS[method])
     return function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
 

@@ -1,4 +1,5 @@
-"""Fixtures of the dashboard tests: a store in a temporary folder, small models, uploads."""
+"""Fixtures of the dashboard tests: a store in a temporary folder, small models, uploads,
+demo references and computed results."""
 
 from __future__ import annotations
 
@@ -12,13 +13,50 @@ import torch
 from torch import nn
 
 from attribution.converter.loading import LoadedModel, load_model
+from dashboard.jobs import build_request, run_attribution
+from dashboard.sources import model_from_ref
 from dashboard.store import Store
+
+CACHE_LIMIT = 50 * 1024**2
 
 
 @pytest.fixture
 def store(tmp_path) -> Store:
-    with Store(tmp_path / "cache", size_limit=50 * 1024**2) as opened:
+    with Store(tmp_path / "cache", size_limit=CACHE_LIMIT) as opened:
         yield opened
+
+
+@pytest.fixture
+def demo_ref():
+    """The page's reference to a demo (the same for its model and its data)."""
+
+    def ref(name: str) -> dict:
+        return {"kind": "demo", "name": name}
+
+    return ref
+
+
+@pytest.fixture
+def demo_model(store, demo_ref):
+    """A demo's LoadedModel, as the dashboard loads it."""
+
+    def load(name: str) -> LoadedModel:
+        return model_from_ref(store, demo_ref(name))
+
+    return load
+
+
+@pytest.fixture
+def compute(store, demo_ref):
+    """Run the job for a demo in ``store``'s folder; the page's result reference."""
+
+    def run(name, method, raw=None, outputs=("0:0", "0:1"), rows=3, progress=None) -> dict:
+        ref = demo_ref(name)
+        request = build_request(store, ref, ref, method, raw or {}, list(outputs), rows)
+        set_progress = progress.append if progress is not None else lambda _: None
+        return run_attribution(store.directory, CACHE_LIMIT, request, set_progress)
+
+    return run
 
 
 @pytest.fixture
