@@ -17,6 +17,7 @@ from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
 USER_ERRORS = (ValueError, TypeError, KeyError)
+CACHED_STATUS = "Shown from the cache (computed before)."
 ALERT = [
     Output(ids.ERROR_ALERT, "children", allow_duplicate=True),
     Output(ids.ERROR_ALERT, "is_open", allow_duplicate=True),
@@ -131,10 +132,10 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
         State(ids.rule("rule_name", ALL), "value"), State(ids.rule("rule_name", ALL), "id"),
         State(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
         State(ids.OUTPUT_SELECT, "value"), State(ids.ROWS_INPUT, "value"),
-        prevent_initial_call=True,
+        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
     )  # fmt: skip
     def compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names, rule_name_ids,
-                rule_params, rule_param_ids, outputs, rows):  # fmt: skip
+                rule_params, rule_param_ids, outputs, rows, shown):  # fmt: skip
         raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
         if rule_name_ids:
             raw["rule_name"] = {
@@ -151,7 +152,8 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
             key = jobs.request_key(request)
             if store.get_result(key) is not None:
                 cached = {"key": key, "request": request, "cached": True}
-                return cached, no_update, "Shown from the cache (computed before)."
+                unchanged = shown is not None and shown["key"] == key  # already on screen
+                return (no_update if unchanged else cached), no_update, CACHED_STATUS
             return no_update, {"request": request, "click": n_clicks}, "Queued…"
 
         return guarded(start, 3)
@@ -168,6 +170,7 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
             (Output(ids.PROGRESS, "style"), {"visibility": "visible"}, {"visibility": "hidden"}),
         ],
         cancel=[Input(ids.CANCEL_BUTTON, "n_clicks")],
+        interval=100,  # ms between polls for the job's end: Dash's 1 s default dominated
         prevent_initial_call=True,
     )  # fmt: skip
     def run_job(set_progress, job):
@@ -222,11 +225,11 @@ def _view_callbacks(app: Dash, store: Store) -> None:
     @app.callback(
         Output(ids.GLOBAL_GRAPH, "figure"), *ALERT,
         Input(ids.GLOBAL_OUTPUTS, "value"), Input(ids.PREPROCESS, "value"),
-        Input(ids.REFERENCE_ROW, "value"), State(ids.RESULT_REF, "data"),
-        prevent_initial_call=True,
+        Input(ids.REFERENCE_ROW, "value"), Input(ids.TABS, "active_tab"),
+        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
     )  # fmt: skip
-    def draw_global(nodes, preprocess, reference_row, result_ref):
-        if not result_ref:
+    def draw_global(nodes, preprocess, reference_row, tab, result_ref):
+        if not result_ref or tab != "global":  # drawn when its tab is shown
             return no_update, no_update, no_update
         return guarded(
             lambda: (views.global_figure(store, result_ref, nodes, preprocess, reference_row),),
@@ -236,10 +239,10 @@ def _view_callbacks(app: Dash, store: Store) -> None:
     @app.callback(
         Output(ids.TABLE, "data"), Output(ids.TABLE, "columns"), Output(ids.TABLE, "page_count"),
         Input(ids.RESULT_REF, "data"), Input(ids.TABLE, "page_current"),
-        Input(ids.TABLE, "page_size"), prevent_initial_call=True,
+        Input(ids.TABLE, "page_size"), Input(ids.TABS, "active_tab"), prevent_initial_call=True,
     )  # fmt: skip
-    def show_table(result_ref, page, page_size):
-        if not result_ref:
+    def show_table(result_ref, page, page_size, tab):
+        if not result_ref or tab != "table":  # filled when its tab is shown
             return no_update, no_update, no_update
         return views.table_page(store, result_ref, page or 0, page_size or 20)
 
