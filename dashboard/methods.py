@@ -244,9 +244,11 @@ _TORCH_FUNCTIONS = {
 def _run_torch(
     model: LoadedModel, data: Any, method: str, kwargs: dict, output_idx: list
 ) -> AttributionResult:
-    kwargs.pop("ignore_last_act", None)  # canonical_params drops it; older requests had it
     function = getattr(attribution, _TORCH_FUNCTIONS[method])
-    return function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
+    result = function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
+    # the torch_* functions know no names; the loaded model does (user-given or innsight's)
+    result.input_names, result.output_names = model.input_names, model.output_names
+    return result
 
 
 def _reference(inputs: list[np.ndarray], reference: str, row: int) -> Any:

@@ -435,3 +435,16 @@ def test_torchscript_gradient_equals_torch_grad_and_the_converted_model(
     converted = run_method(image_model, [x], "Gradient", params | {"ignore_last_act": True},
                            [[0, 2]])  # fmt: skip
     np.testing.assert_allclose(_array(got), _array(converted), rtol=1e-5, atol=1e-6)
+
+
+def test_torch_function_results_carry_the_loaded_models_names(iris_x):
+    _, data = _exported()
+    model = load_model(data, "tanh.pt2", input_names=["sl", "sw", "pl", "pw"],
+                       output_names=["setosa", "versicolor", "virginica"])  # fmt: skip
+    params = canonical_params("Gradient", {}, model)
+    result = run_method(model, [iris_x[:3]], "Gradient", params, [[1]])
+    assert result.input_names == [[["sl", "sw", "pl", "pw"]]]
+    assert result.output_names == [["setosa", "versicolor", "virginica"]]
+    frame = result.get_result("data.frame")
+    assert list(frame["feature"].cat.categories) == ["sl", "sw", "pl", "pw"]
+    assert set(frame["output_node"]) == {"versicolor"}
