@@ -8,12 +8,12 @@ from pathlib import Path
 import diskcache
 from dash import Dash, DiskcacheManager
 
-from dashboard.callbacks.loading import checked_data_ref
 from dashboard.callbacks.register import register_callbacks
 from dashboard.config import Config
 from dashboard.layout import build_layout
-from dashboard.sources import model_from_ref
+from dashboard.sources import data_from_ref, model_from_ref
 from dashboard.store import Store
+from dashboard.uploads import check_data_fits
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 """Bootstrap's CSS and the page's own, served locally: the page works offline."""
@@ -49,7 +49,10 @@ def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | No
         path = Path(config.data_file)
         sha = store.put_bytes(path.read_bytes(), path.name)
         data_ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
-        checked_data_ref(store, model_ref, data_ref)
+        if model_ref is None:
+            raise ValueError("--data needs --model: the data is read in the model's shape.")
+        model = model_from_ref(store, model_ref)
+        check_data_fits(model, data_from_ref(store, data_ref, model))
     return model_ref, data_ref
 
 

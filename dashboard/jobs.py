@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from attribution._names import default_input_names
+from attribution.converter.loading import LoadedModel
 from dashboard.methods import canonical_params, run_method
 from dashboard.sources import data_from_ref, model_from_ref, ref_hash
 from dashboard.store import Store, result_key
@@ -115,6 +117,16 @@ def run_attribution(
             model, inputs, request["method"], request["params"], request["output_idx"], progress,
             reference_data=data.arrays,
         )  # fmt: skip
+        if _has_default_names(model) and data.input_names:
+            result.input_names = [[list(data.input_names)]]  # the CSV header names features
         key = request_key(request)
         store.put_result(key, result)
     return {"key": key, "request": request, "cached": False}
+
+
+def _has_default_names(model: LoadedModel) -> bool:
+    """One tabular input layer named ``X1``... (innsight's default, not the user's)."""
+    dims = model.input_dim
+    return (
+        len(dims) == 1 and len(dims[0]) == 1 and model.input_names == [default_input_names(dims[0])]
+    )

@@ -5,15 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-from dash import html
+import numpy as np
+import plotly.graph_objects as go
+from dash import dcc, html
+from plotly.subplots import make_subplots
 
 import demo_data
+from attribution.converter.loading import LoadedModel
 from dashboard.config import Config
 from dashboard.layout.parameters import output_options
 from dashboard.methods import rule_layer_types
 from dashboard.sources import data_from_ref, model_from_ref
 from dashboard.store import Store
-from dashboard.uploads import check_data_fits, data_preview, decode_upload, model_summary
+from dashboard.uploads import (
+    LoadedData,
+    check_data_fits,
+    data_preview,
+    decode_upload,
+    model_summary,
+)
 
 
 def demo_refs(name: str) -> tuple[dict, dict]:
@@ -58,20 +68,32 @@ def receive_data(
     model_ref: dict | None,
     channels_last: bool,
 ) -> dict:
-    """Store uploaded data and check it against the loaded model; its reference."""
+    """Store uploaded data and read it in the loaded model's shape; its reference.
+
+    Data that does not fit the model yet is kept (its card says what to change, e.g. which
+    columns to leave out); Compute refuses it until it fits.
+    """
     data = decode_upload(contents, filename, config.max_upload_bytes)
     sha = store.put_bytes(data, filename)
     ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": channels_last}
-    return checked_data_ref(store, model_ref, ref)
+    return readable_data_ref(store, model_ref, ref)
 
 
-def checked_data_ref(store: Store, model_ref: dict | None, data_ref: dict) -> dict:
-    """``data_ref`` if its data can be read and fits the model (if one is loaded)."""
+def readable_data_ref(store: Store, model_ref: dict | None, data_ref: dict) -> dict:
+    """``data_ref`` if its data can be read for the loaded model (a ValueError says why not)."""
     if model_ref is None:
         raise ValueError("Load a model before the data: the data is read in its shape.")
-    model = model_from_ref(store, model_ref)
-    check_data_fits(model, data_from_ref(store, data_ref, model))
+    data_from_ref(store, data_ref, model_from_ref(store, model_ref))
     return data_ref
+
+
+def fit_problem(model: LoadedModel, data: LoadedData) -> str | None:
+    """Why the data does not fit the model, or None when it does."""
+    try:
+        check_data_fits(model, data)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def with_options(data_ref: dict, columns: list[str] | None, channels_last: bool) -> dict:
@@ -106,7 +128,7 @@ def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dic
         data = data_from_ref(store, data_ref, model)
         preview = data_preview(data)
         found |= {
-            "data_info": _data_card(preview),
+            "data_info": _data_card(preview, fit_problem(model, data)),
             "columns": [{"label": c, "value": c} for c in preview["columns"]],
             "selected_columns": data_ref.get("input_columns") or data.input_names or [],
             "n_rows": data.n_rows,
@@ -139,7 +161,7 @@ def _unconverted(summary: dict) -> str:
     )
 
 
-def _data_card(preview: dict) -> list:
+def _data_card(preview: dict, problem: str | None) -> list:
     shapes = ", ".join(f"{i['layer']} {tuple(i['shape'])} ({i['kind']})" for i in preview["inputs"])
     lines = [html.Div([html.B(preview["filename"]), f": {preview['n_rows']} rows"]),
              html.Div(shapes)]  # fmt: skip
@@ -151,4 +173,27 @@ def _data_card(preview: dict) -> list:
         head = html.Thead(html.Tr([html.Th(n) for n in names]))
         body = html.Tbody([html.Tr([html.Td(r[n]) for n in names]) for r in first["records"][:3]])
         lines.append(dbc.Table([head, body], size="sm", className="mt-1"))
+    for view in preview["inputs"]:
+        if "first" in view and view["kind"] in ("signal", "image"):
+            lines.append(_thumbnails(view))
+    if problem:
+        lines.append(dbc.Alert(problem, color="warning", className="p-1 mt-1"))
     return lines
+
+
+def _thumbnails(view: dict, count: int = 4) -> dcc.Graph:
+    """The first images (channel mean, first row on top) or signals of an input layer."""
+    first = np.asarray(view["first"][:count], dtype=float)
+    figure = make_subplots(rows=1, cols=len(first), horizontal_spacing=0.02)
+    for column, instance in enumerate(first, start=1):
+        if view["kind"] == "image":
+            trace = go.Heatmap(z=instance.mean(axis=0), colorscale="Greys", showscale=False)
+            figure.add_trace(trace, row=1, col=column)
+            figure.update_yaxes(autorange="reversed", row=1, col=column)
+        else:
+            for channel in instance:
+                figure.add_trace(go.Scatter(y=channel, mode="lines"), row=1, col=column)
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(height=90, margin={"l": 0, "r": 0, "t": 4, "b": 4}, showlegend=False)
+    return dcc.Graph(figure=figure, config={"staticPlot": True}, className="mt-1")

@@ -88,7 +88,7 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         new_ref = loading.with_options(data_ref, columns, channels_last)
         if new_ref == data_ref:
             return no_update, no_update, no_update
-        return guarded(lambda: (loading.checked_data_ref(store, model_ref, new_ref),), 1)
+        return guarded(lambda: (loading.readable_data_ref(store, model_ref, new_ref),), 1)
 
     @app.callback(
         Output(ids.MODEL_INFO, "children"), Output(ids.DATA_INFO, "children"),
@@ -197,6 +197,7 @@ def _view_callbacks(app: Dash, store: Store) -> None:
     def show_result_options(result_ref):
         if not result_ref:
             return (no_update,) * 9
+
         def options():
             found = views.view_options(store, result_ref)
             return (

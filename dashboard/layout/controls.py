@@ -52,7 +52,9 @@ def data_card() -> dbc.Card:
                 _upload(ids.DATA_UPLOAD, "data file (.csv, .npy, .npz)", ".csv,.npy,.npz"),
                 dbc.Switch(id=ids.DATA_CHANNELS_LAST, label="channels last (NPY/NPZ)",
                            value=False, className="small"),
-                dcc.Dropdown(id=ids.DATA_COLUMNS, multi=True, placeholder="input columns",
+                # Empty means every numeric column (CSV) or the input_* arrays (NPZ).
+                dcc.Dropdown(id=ids.DATA_COLUMNS, multi=True,
+                             placeholder="inputs: chosen automatically (pick to change)",
                              className="mb-2 small"),
                 html.Div(id=ids.DATA_INFO, className="small"),
             ]

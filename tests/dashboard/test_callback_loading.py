@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import warnings
 
 import numpy as np
@@ -15,10 +16,10 @@ from dash import html
 import demo_data
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS
 from dashboard.callbacks.loading import (
-    checked_data_ref,
     demo_refs,
     describe,
     parse_input_dim,
+    readable_data_ref,
     receive_data,
     receive_model,
     with_options,
@@ -187,36 +188,46 @@ def test_receive_data_that_fits(store, config, as_upload, demo_ref):
     assert store.get_upload(ref["sha"]).filename == "f.csv"
 
 
-def test_receive_data_that_does_not_fit(store, config, as_upload, demo_ref, npy_bytes):
+def test_data_that_does_not_fit_is_kept_and_its_card_says_why(
+    store, config, as_upload, demo_ref, npy_bytes
+):
     csv = b"a,b,c\n1,2,3\n"
-    with pytest.raises(
-        ValueError,
-        match=r"^IrisMLP expects \(batch, 4\) but t\.csv has \(batch, 3\): choose 4 input "
-        r"columns \(now 3\)",
-    ):
-        receive_data(store, config, as_upload(csv), "t.csv", demo_ref("iris"), False)
+    ref = receive_data(store, config, as_upload(csv), "t.csv", demo_ref("iris"), False)
+    card = _text(describe(store, demo_ref("iris"), ref)["data_info"])
+    assert re.search(
+        r"IrisMLP expects \(batch, 4\) but t\.csv has \(batch, 3\): choose 4 input columns "
+        r"\(now 3\)",
+        card,
+    )
     signals = np.zeros((2, 64, 3), dtype=np.float32)  # channels last
     upload = as_upload(npy_bytes(signals))
-    with pytest.raises(
-        ValueError,
-        match=r"^SignalCNN expects \(batch, 3, 64\) but x\.npy has \(batch, 64, 3\): switch "
-        r"channels-last on\.$",
-    ):
-        receive_data(store, config, upload, "x.npy", demo_ref("signals"), False)
+    ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), False)
+    card = _text(describe(store, demo_ref("signals"), ref)["data_info"])
+    assert "SignalCNN expects (batch, 3, 64) but x.npy has (batch, 64, 3): switch " in card
     ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), True)
     assert ref["channels_last"] is True
+    card = _text(describe(store, demo_ref("signals"), ref)["data_info"])
+    assert "expects" not in card
 
 
-def test_with_options_and_checked_data_ref(store, demo_ref):
+def test_unreadable_data_is_refused(store, config, as_upload, demo_ref):
+    with pytest.raises(ValueError, match=r"t\.csv"):
+        receive_data(store, config, as_upload(b"\xff\xfe\x00garbage"), "t.csv",
+                     demo_ref("iris"), False)  # fmt: skip
+
+
+def test_with_options_and_readable_data_ref(store, demo_ref):
     csv = b"sl,sw,pl,pw,extra\n5.1,3.5,1.4,0.2,9\n"
     ref = {"kind": "upload", "sha": store.put_bytes(csv, "f.csv"), "input_columns": None,
            "channels_last": False}  # fmt: skip
-    with pytest.raises(ValueError, match=r"expects \(batch, 4\) but f\.csv has \(batch, 5\)"):
-        checked_data_ref(store, demo_ref("iris"), ref)
+    assert readable_data_ref(store, demo_ref("iris"), ref) is ref  # 5 columns: kept, not fitting
     chosen = with_options(ref, ["sl", "sw", "pl", "pw"], None)
     assert chosen == {**ref, "input_columns": ["sl", "sw", "pl", "pw"], "channels_last": False}
     assert ref["input_columns"] is None  # not mutated
-    assert checked_data_ref(store, demo_ref("iris"), chosen) is chosen
+    assert readable_data_ref(store, demo_ref("iris"), chosen) is chosen
+    assert "expects" not in _text(describe(store, demo_ref("iris"), chosen)["data_info"])
+    with pytest.raises(ValueError, match="f.csv has no column .nope.; choose input columns"):
+        readable_data_ref(store, demo_ref("iris"), with_options(ref, ["nope"], None))
     assert with_options(ref, [], 1) == {**ref, "input_columns": None, "channels_last": True}
 
 

@@ -186,3 +186,17 @@ def test_an_uploaded_unconverted_model_with_csv_data(store, npy_bytes):
     want = attribution.torch_grad(module, x, output_idx=[1], times_input=True)
     got = store.get_result(ref["key"]).get_result("array")
     np.testing.assert_allclose(got, want.numpy(), rtol=1e-6, atol=1e-7)
+    # the CSV header names the features of a model that only has innsight's defaults
+    frame = store.get_result(ref["key"]).get_result("data.frame")
+    assert list(frame["feature"].cat.categories) == ["a", "b", "c"]
+
+
+def test_a_models_own_feature_names_win_over_the_csv_header(store, demo_ref):
+    csv = b"w,x,y,z\n5.1,3.5,1.4,0.2\n6.2,2.9,4.3,1.3\n"
+    data_ref = {"kind": "upload", "sha": store.put_bytes(csv, "t.csv"), "input_columns": None,
+                "channels_last": False}  # fmt: skip
+    request = build_request(store, demo_ref("iris"), data_ref, "Gradient", {}, ["0:0"], 2)
+    ref = run_attribution(store.directory, 50 * 1024**2, request, lambda _: None)
+    frame = store.get_result(ref["key"]).get_result("data.frame")
+    iris_names = demo_data.load_demo("iris").input_names[0][0]
+    assert list(frame["feature"].cat.categories) == iris_names
