@@ -238,14 +238,16 @@ def _view_callbacks(app: Dash, store: Store) -> None:
         )
 
     @app.callback(
-        Output(ids.TABLE, "data"), Output(ids.TABLE, "columns"), Output(ids.TABLE, "page_count"),
-        Input(ids.RESULT_REF, "data"), Input(ids.TABLE, "page_current"),
-        Input(ids.TABLE, "page_size"), Input(ids.TABS, "active_tab"), prevent_initial_call=True,
+        Output(ids.TABLE, "rowData"), Output(ids.TABLE, "columnDefs"),
+        Output(ids.TABLE_PAGES, "max_value"),
+        Input(ids.RESULT_REF, "data"), Input(ids.TABLE_PAGES, "active_page"),
+        Input(ids.TABS, "active_tab"), prevent_initial_call=True,
     )  # fmt: skip
-    def show_table(result_ref, page, page_size, tab):
+    def show_table(result_ref, page, tab):
         if not result_ref or tab != "table":  # filled when its tab is shown
             return no_update, no_update, no_update
-        return views.table_page(store, result_ref, page or 0, page_size or 20)
+        records, columns, pages = views.table_page(store, result_ref, (page or 1) - 1, 20)
+        return records, columns, pages
 
     @app.callback(
         Output(ids.DOWNLOAD, "data"),

@@ -131,7 +131,7 @@ def table_page(
     frame = load_result(store, result_ref).get_result("data.frame")
     start = page * page_size
     part = frame.iloc[start : start + page_size].astype(object)
-    columns = [{"name": column, "id": column} for column in frame.columns]
+    columns = [{"field": column, "headerName": column} for column in frame.columns]
     records = part.where(part.notna(), None).to_dict("records")
     return records, columns, max(1, -(-len(frame) // page_size))
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
 from dashboard import ids
 
@@ -66,15 +67,21 @@ def table_tab() -> dbc.Tab:
         ],
         className="my-2",
     )
-    table = dash_table.DataTable(
+    table = dag.AgGrid(
         id=ids.TABLE,
-        page_current=0,
-        page_size=20,
-        page_action="custom",
-        style_table={"overflowX": "auto"},
-        style_cell={"fontSize": "0.8rem", "padding": "2px 6px"},
+        rowData=[],
+        columnDefs=[],
+        defaultColDef={"resizable": True, "sortable": False, "minWidth": 90},
+        dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True},
+        columnSize="responsiveSizeToFit",
     )
-    return dbc.Tab([buttons, table, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table")
+    pages = dbc.Pagination(
+        id=ids.TABLE_PAGES, max_value=1, active_page=1, fully_expanded=False, size="sm",
+        first_last=True, previous_next=True, className="mt-2",
+    )  # fmt: skip
+    return dbc.Tab(
+        [buttons, table, pages, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table"
+    )
 
 
 def model_tab() -> dbc.Tab:

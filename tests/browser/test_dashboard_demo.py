@@ -45,10 +45,17 @@ def test_lrp_on_the_digits_demo_fills_every_tab(page):
 
     # Table: innsight's data frame, a page of 20 rows.
     page.open_tab("Table")
-    page.duo.wait_for_element(f"#{ids.TABLE} td.dash-cell", timeout=10)
-    headers = {h.text for h in page.driver.find_elements(By.CSS_SELECTOR, f"#{ids.TABLE} th")}
+    page.duo.wait_for_element(f"#{ids.TABLE} .ag-center-cols-container .ag-row", timeout=10)
+    headers = set(
+        page.driver.execute_script(
+            "return [...document.querySelectorAll(arguments[0])].map(h => h.textContent)",
+            f"#{ids.TABLE} .ag-header-cell-text",
+        )
+    )
     assert {"data", "feature", "output_node", "value"} <= headers
-    rows = page.driver.find_elements(By.CSS_SELECTOR, f"#{ids.TABLE} tr:has(td.dash-cell)")
+    rows = page.driver.find_elements(
+        By.CSS_SELECTOR, f"#{ids.TABLE} .ag-center-cols-container .ag-row"
+    )
     assert len(rows) == 20
 
     # Model: the converter's summary with its layers.

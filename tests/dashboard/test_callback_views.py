@@ -203,7 +203,7 @@ def test_table_pages_innsights_data_frame(store, iris_ref):
     frame = load_result(store, iris_ref).get_result("data.frame")
     assert len(frame) == 4 * 4 * 2
     records, columns, pages = table_page(store, iris_ref, 0, 5)
-    assert columns == [{"name": c, "id": c} for c in frame.columns]
+    assert columns == [{"field": c, "headerName": c} for c in frame.columns]
     assert pages == 7  # ⌈32 / 5⌉
     _assert_page(records, frame.iloc[:5])
     last, _, _ = table_page(store, iris_ref, 6, 5)
