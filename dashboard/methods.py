@@ -127,7 +127,7 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
             f"({model.conversion_error}). Choose one of {', '.join(model.methods)}."
         )
     params = {}
-    for name in METHOD_PARAMETERS[method]:
+    for name in parameters_of(method, model):
         default = METHOD_DEFAULTS.get(method, {}).get(name, PARAMETERS[name].default)
         value = raw.get(name)
         params[name] = default if value is None or value == "" else value
@@ -150,9 +150,14 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
         )
     if params.get("reference") != "row":
         params.pop("reference_row", None)
-    if model.converter is None:
-        params.pop("ignore_last_act", None)
     return params
+
+
+def parameters_of(method: str, model: LoadedModel) -> tuple[str, ...]:
+    """The parameters ``method`` takes for ``model``: ``ignore_last_act`` only for converted
+    models (the ``torch_*`` functions explain the module's output as it is)."""
+    names = METHOD_PARAMETERS[method]
+    return names if model.converter else tuple(n for n in names if n != "ignore_last_act")
 
 
 _NO_PARAMETER = ("simple", "pass")  # LRP rules that take no rule_param

@@ -12,7 +12,6 @@ from dashboard import ids, jobs
 from dashboard.callbacks import loading, views
 from dashboard.config import Config
 from dashboard.layout.parameters import parameter_controls
-from dashboard.methods import rule_layer_types
 from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
@@ -117,8 +116,8 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
     )  # fmt: skip
     def show_parameters(method, model_ref):
         if not method or not model_ref:
-            return parameter_controls(None, [])
-        return parameter_controls(method, rule_layer_types(model_from_ref(store, model_ref)))
+            return parameter_controls(None, None)
+        return parameter_controls(method, model_from_ref(store, model_ref))
 
 
 def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
@@ -226,14 +225,18 @@ def _view_callbacks(app: Dash, store: Store) -> None:
     @app.callback(
         Output(ids.GLOBAL_GRAPH, "figure"), *ALERT,
         Input(ids.GLOBAL_OUTPUTS, "value"), Input(ids.PREPROCESS, "value"),
-        Input(ids.REFERENCE_ROW, "value"), Input(ids.TABS, "active_tab"),
-        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
+        Input(ids.REFERENCE_ROW, "value"), Input(ids.GLOBAL_AGGR_CHANNELS, "value"),
+        Input(ids.TABS, "active_tab"), State(ids.RESULT_REF, "data"), prevent_initial_call=True,
     )  # fmt: skip
-    def draw_global(nodes, preprocess, reference_row, tab, result_ref):
+    def draw_global(nodes, preprocess, reference_row, aggr_channels, tab, result_ref):
         if not result_ref or tab != "global":  # drawn when its tab is shown
             return no_update, no_update, no_update
         return guarded(
-            lambda: (views.global_figure(store, result_ref, nodes, preprocess, reference_row),),
+            lambda: (
+                views.global_figure(
+                    store, result_ref, nodes, preprocess, reference_row, aggr_channels
+                ),
+            ),
             1,
         )
 

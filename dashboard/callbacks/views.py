@@ -100,6 +100,7 @@ def global_figure(
     nodes: list[str] | None,
     preprocess: str,
     reference_row: int | None,
+    aggr_channels: str = "sum",
 ) -> go.Figure:
     """``result.plot_global(...)`` with the page's choices (a note for global Connection
     Weights, which has no data to summarise)."""
@@ -113,6 +114,7 @@ def global_figure(
         output_idx=_output_idx(result, nodes),
         preprocess=preprocess or "abs",
         ref_data_idx=reference_row,
+        aggr_channels=aggr_channels or "sum",
     )
 
 

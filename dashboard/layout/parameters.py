@@ -5,21 +5,27 @@ from __future__ import annotations
 import dash_bootstrap_components as dbc
 from dash import html
 
+from attribution.converter.loading import LoadedModel
 from attribution.rules import LRP_RULES
 from dashboard import ids
-from dashboard.methods import METHOD_DEFAULTS, METHOD_PARAMETERS, PARAMETERS, rule_choices
+from dashboard.methods import (
+    METHOD_DEFAULTS,
+    PARAMETERS,
+    parameters_of,
+    rule_choices,
+    rule_layer_types,
+)
 
 
-def parameter_controls(method: str | None, rule_types: list[str]) -> list:
-    """One labelled control per parameter of ``method``, with innsight's default and help.
-
-    ``rule_types`` are the rule layer types in the model: LRP gets a rule and a parameter
-    per type, DeepLift/DeepSHAP one rule for all.
-    """
-    if method is None:
+def parameter_controls(method: str | None, model: LoadedModel | None) -> list:
+    """One labelled control per parameter ``method`` takes for ``model``, with innsight's
+    default and help; LRP gets a rule and a parameter per rule layer type in the model,
+    DeepLift/DeepSHAP one rule for all."""
+    if method is None or model is None:
         return [html.P("Choose a method.", className="text-muted small")]
+    rule_types = rule_layer_types(model)
     controls = []
-    for name in METHOD_PARAMETERS[method]:
+    for name in parameters_of(method, model):
         parameter = PARAMETERS[name]
         if name == "rule_param":
             continue  # shown beside rule_name

@@ -15,15 +15,18 @@ def _labelled(label: str, control) -> dbc.Col:
     return dbc.Col([dbc.Label(label, className="small mb-0"), control], md=3)
 
 
+def _aggregation(component_id: str) -> dcc.Dropdown:
+    """How signal and image channels are combined (innsight's aggr_channels)."""
+    options = [{"label": f"aggregate: {a}", "value": a} for a in ("sum", "mean", "norm")]
+    return dcc.Dropdown(id=component_id, value="sum", clearable=False, options=options)
+
+
 def individual_tab() -> dbc.Tab:
     controls = dbc.Row(
         [
             _labelled("Data points", dcc.Dropdown(id=ids.INDIVIDUAL_ROWS, multi=True)),
             _labelled("Output nodes", dcc.Dropdown(id=ids.INDIVIDUAL_OUTPUTS, multi=True)),
-            _labelled("Channels", dcc.Dropdown(
-                id=ids.AGGR_CHANNELS, value="sum", clearable=False,
-                options=[{"label": f"aggregate: {a}", "value": a} for a in ("sum", "mean", "norm")],
-            )),
+            _labelled("Channels", _aggregation(ids.AGGR_CHANNELS)),
             _labelled("Options", dbc.Checklist(
                 id=ids.PLOT_OPTIONS, value=["show_preds"], switch=True, inline=True,
                 options=[{"label": "info box", "value": "show_preds"},
@@ -48,6 +51,7 @@ def global_tab() -> dbc.Tab:
                 options=[{"label": p, "value": p} for p in ("abs", "identity", "square")],
             )),
             _labelled("Reference row (red)", dcc.Dropdown(id=ids.REFERENCE_ROW)),
+            _labelled("Channels", _aggregation(ids.GLOBAL_AGGR_CHANNELS)),
         ],
         className="g-2 my-2",
     )  # fmt: skip

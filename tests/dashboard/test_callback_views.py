@@ -275,3 +275,13 @@ def test_download_parameters(store, iris_ref):
     assert saved["output_idx"] == [[0, 2]] and saved["rows"] == 4
     assert saved["model"] == {"kind": "demo", "name": "iris"}
     assert saved["engine"] == attribution.__version__
+
+
+def test_global_figure_aggregates_channels_as_asked(store, compute):
+    ref = compute("signals", "Gradient", {"times_input": True}, outputs=["0:0"], rows=6)
+    result = load_result(store, ref)
+    values = np.abs(result.get_result("array")[..., 0])  # (rows, channels, length)
+    for how, reduce in (("sum", values.sum(axis=1)), ("norm", np.sqrt((values**2).sum(axis=1)))):
+        fig = global_figure(store, ref, ["0:0"], "abs", None, how)
+        box = next(t for t in fig.data if t.type == "box")
+        np.testing.assert_allclose(box.median, np.median(reduce, axis=0), rtol=1e-5)
