@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from dash import Dash
+from support.specs import DENSE_SPEC
 
 from dashboard import ids
 from dashboard.__main__ import main
@@ -15,27 +16,13 @@ from dashboard.app import create_app, preloaded_refs
 from dashboard.config import Config, parse_args
 from dashboard.store import Store
 
-SPEC = {
-    "input_dim": [3],
-    "input_nodes": [1],
-    "output_nodes": [2],
-    "input_names": ["a", "b", "c"],
-    "output_names": ["low", "high"],
-    "layers": [
-        {"type": "Dense", "weight": [[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]], "bias": [0.0, 0.1],
-         "activation_name": "relu", "input_layers": 0, "output_layers": 2},
-        {"type": "Dense", "weight": [[1.0, -1.0], [0.5, 2.0]], "bias": [0.0, 0.0],
-         "activation_name": "softmax", "input_layers": 1, "output_layers": -1},
-    ],
-}  # fmt: skip
-
 
 @pytest.fixture
 def files(tmp_path):
     model = tmp_path / "model.json"
-    model.write_text(json.dumps(SPEC))
+    model.write_text(json.dumps(DENSE_SPEC))
     data = tmp_path / "rows.csv"
-    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 3)), columns=["a", "b", "c"])
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(6, 3)), columns=["age", "bmi", "bp"])
     frame.to_csv(data, index=False)
     return model, data
 

@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+from support.tripwire import TRIPPED, Tripwire
 
 from attribution.converter.loading import GRADIENT_METHODS
 from dashboard import uploads
@@ -19,19 +20,6 @@ from dashboard.uploads import (
     model_summary,
     read_data,
 )
-
-_TRIPPED: list[bool] = []
-
-
-def _trip() -> None:
-    _TRIPPED.append(True)
-
-
-class _Tripwire:
-    """Unpickling it records a call: proof that a file was not unpickled."""
-
-    def __reduce__(self):
-        return (_trip, ())
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
@@ -149,14 +137,14 @@ def test_npy_singleton_axes_are_fitted_to_the_model(npy_bytes):
 
 
 def test_object_arrays_are_refused_not_unpickled(npy_bytes, npz_bytes):
-    objects = np.array([_Tripwire(), _Tripwire()], dtype=object).reshape(2, 1)
+    objects = np.array([Tripwire(), Tripwire()], dtype=object).reshape(2, 1)
     buffer = io.BytesIO()
     np.save(buffer, objects, allow_pickle=True)
     with pytest.raises(ValueError, match=r"x\.npy holds Python objects \(an object array\)"):
         read_data(buffer.getvalue(), "x.npy")
     with pytest.raises(ValueError, match=r"x\.npz \(array 'input_1'\) holds Python objects"):
         read_data(npz_bytes(input_1=objects), "x.npz")
-    assert _TRIPPED == []
+    assert TRIPPED == []
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,8 @@ import zipfile
 
 import pytest
 import torch
+from support.specs import DENSE_SPEC
+from support.tripwire import TRIPPED, Tripwire
 from torch import nn
 
 from attribution import Converter, UnsupportedLayerError, torch_grad
@@ -24,45 +26,6 @@ from attribution.converter.files import (
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
-
-SPEC = {
-    "input_dim": [3],
-    "input_nodes": [1],
-    "output_nodes": [2],
-    "input_names": ["age", "bmi", "bp"],
-    "output_names": ["low", "high"],
-    "layers": [
-        {
-            "type": "Dense",
-            "weight": [[1.0, 0.0, -1.0], [0.5, 0.5, 0.5]],
-            "bias": [0.0, 0.1],
-            "activation_name": "relu",
-            "input_layers": 0,
-            "output_layers": 2,
-        },
-        {
-            "type": "Dense",
-            "weight": [[1.0, -1.0], [0.5, 2.0]],
-            "bias": [0.0, 0.0],
-            "activation_name": "softmax",
-            "input_layers": 1,
-            "output_layers": -1,
-        },
-    ],
-}
-
-_TRIPPED: list[bool] = []
-
-
-def _trip() -> None:
-    _TRIPPED.append(True)
-
-
-class _Tripwire:
-    """Unpickling it records a call: proof that a file was (or was not) unpickled."""
-
-    def __reduce__(self):
-        return (_trip, ())
 
 
 def _cnn() -> nn.Module:
@@ -154,11 +117,11 @@ def test_a_new_format_plugs_in(tmp_path):
 
 
 def test_json_spec_from_bytes_and_path(tmp_path):
-    data = json.dumps(SPEC).encode()
-    assert read_model_file(data, ".json") == SPEC
+    data = json.dumps(DENSE_SPEC).encode()
+    assert read_model_file(data, ".json") == DENSE_SPEC
     path = tmp_path / "spec.json"
     path.write_bytes(data)
-    assert read_model_file(path) == SPEC
+    assert read_model_file(path) == DENSE_SPEC
     assert Converter(path).output_names == [["low", "high"]]
 
 
@@ -201,13 +164,13 @@ def test_converter_refuses_unconvertible_files(tmp_path, exported, scripted):
 
 
 def test_pickled_module_is_refused_without_unpickling():
-    data = _torch_save(_Tripwire())
+    data = _torch_save(Tripwire())
     for name in ("model.pt", "model.pt2"):
-        with pytest.raises(ValueError, match=r"torch\.save archive of a pickled .*_trip "):
+        with pytest.raises(ValueError, match=r"torch\.save archive of a pickled .*trip "):
             read_model_file(data, name)
     with pytest.raises(ValueError, match=r"torch\.export\.save\(torch\.export\.export\(model"):
         read_model_file(_torch_save(_cnn()), "model.pt")
-    assert _TRIPPED == []
+    assert TRIPPED == []
 
 
 def test_state_dict_is_refused_with_the_way_to_export():
@@ -221,8 +184,8 @@ def test_state_dict_is_refused_with_the_way_to_export():
 
 def test_raw_pickle_is_refused():
     with pytest.raises(ValueError, match=r"model\.pt is a pickle .* it is refused"):
-        read_model_file(pickle.dumps(_Tripwire()), "model.pt")
-    assert _TRIPPED == []
+        read_model_file(pickle.dumps(Tripwire()), "model.pt")
+    assert TRIPPED == []
 
 
 @pytest.mark.parametrize(
@@ -324,7 +287,7 @@ def test_export_archives_are_checked_before_loading(exported, entry, edit, messa
     ("replace", "message"),
     [
         pytest.param(
-            {"data/sample_inputs/model.pt": _torch_save(_Tripwire())},
+            {"data/sample_inputs/model.pt": _torch_save(Tripwire())},
             r"sample inputs that are not plain tensors",
             id="sample-inputs",
         ),
@@ -344,7 +307,7 @@ def test_export_archives_are_checked_before_loading(exported, entry, edit, messa
             id="legacy-fallback",
         ),
         pytest.param(
-            {"data/weights/model.pt": _torch_save(_Tripwire())},
+            {"data/weights/model.pt": _torch_save(Tripwire())},
             r"stores its weights in an older, pickled layout",
             id="legacy-weights",
         ),
@@ -369,14 +332,14 @@ def test_export_archive_payloads_are_refused(exported, replace, message):
         data = buffer.getvalue()
     with pytest.raises(ValueError, match=message):
         read_model_file(data, "model.pt2")
-    assert _TRIPPED == []
+    assert TRIPPED == []
 
 
 # --- load_model -----------------------------------------------------------------------------
 
 
 def test_load_model_of_a_spec_converts_it():
-    loaded = load_model(json.dumps(SPEC).encode(), "spec.json")
+    loaded = load_model(json.dumps(DENSE_SPEC).encode(), "spec.json")
     assert (loaded.name, loaded.format) == ("spec.json", "innsight's JSON spec")
     assert loaded.module is None
     assert loaded.converter is not None and loaded.conversion_error is None
