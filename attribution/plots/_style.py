@@ -18,6 +18,16 @@ COLORSCALES = {
 }  # fmt: skip
 """The colour scales innsight's dropdown offers (each also reversed)."""
 
+TEMPLATE = {
+    "layout": {
+        "font": {"color": "#2a3f5f"},
+        "hovermode": "closest",
+        "hoverlabel": {"align": "left"},
+    }
+}
+"""A lean plotly template: the figures style themselves, and plotly's default template
+(colour scales and defaults for every trace type) doubles the time to draw them."""
+
 STRIP_COLOR = "rgba(204,204,204,1)"
 STRIP_PX = 22
 PANEL_BACKGROUND = "#ebebeb"

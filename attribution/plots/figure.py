@@ -199,6 +199,7 @@ def _assemble(grid: Grid) -> dict:
         "height": top + bottom + plot_px,
         "margin": {"t": top, "r": 50, "b": bottom, "l": 190 if menus else 60},
         "showlegend": False,
+        "template": _style.TEMPLATE,
         "plot_bgcolor": _style.PANEL_BACKGROUND,
         "hoverlabel": {"bgcolor": _style.HOVER_BACKGROUND},
         "annotations": annotations + strip_annotations + menu_labels,
