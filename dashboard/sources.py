@@ -57,7 +57,9 @@ def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> Load
     :func:`dashboard.uploads.check_data_fits`)."""
     if ref["kind"] == "demo":
         demo = demo_data.load_demo(ref["name"])
-        return LoadedData(f"{ref['name']} (demo test set)", "npz", demo.inputs)
+        tabular = len(demo.input_dim) == 1 and len(demo.input_dim[0]) == 1
+        names = list(demo.input_names[0][0]) if tabular else None
+        return LoadedData(f"{ref['name']} (demo test set)", "npz", demo.inputs, input_names=names)
     upload = store.get_upload(ref["sha"])
     return read_data(
         upload.data,

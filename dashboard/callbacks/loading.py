@@ -107,7 +107,7 @@ def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dic
         "model_info": html.Span("No model loaded.", className="text-muted"),
         "data_info": html.Span("No data loaded.", className="text-muted"),
         "methods": [], "method": None, "outputs": [], "selected_outputs": [],
-        "columns": [], "selected_columns": [], "summary": "", "rule_types": [], "n_rows": None,
+        "columns": [], "summary": "", "rule_types": [], "n_rows": None,
     }  # fmt: skip
     if model_ref is None:
         return empty
@@ -130,7 +130,6 @@ def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dic
         found |= {
             "data_info": _data_card(preview, fit_problem(model, data)),
             "columns": [{"label": c, "value": c} for c in preview["columns"]],
-            "selected_columns": data_ref.get("input_columns") or data.input_names or [],
             "n_rows": data.n_rows,
         }
     return found

@@ -75,7 +75,15 @@ def table_tab() -> dbc.Tab:
         id=ids.TABLE,
         rowData=[],
         columnDefs=[],
-        defaultColDef={"resizable": True, "sortable": False, "minWidth": 90},
+        defaultColDef={
+            "resizable": True,
+            "sortable": False,
+            "minWidth": 100,
+            "valueFormatter": {  # numbers to 4 significant digits, as innsight prints them
+                "function": "typeof params.value === 'number' ? "
+                "d3.format('.4~g')(params.value) : params.value"
+            },
+        },
         dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True},
         columnSize="responsiveSizeToFit",
     )

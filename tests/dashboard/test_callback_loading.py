@@ -266,7 +266,6 @@ def test_describe_a_demo(store, demo_ref, capsys):
     assert "IrisMLP" in info and "Inputs: Input_1 (4,)" in info
     assert "setosa, versicolor, virginica" in info and "Layers: 2" in info
     assert "iris (demo test set): 50 rows\nInput_1 (50, 4) (tabular)\n" in _text(found["data_info"])
-    assert found["selected_columns"] == []
     json.dumps(found["methods"] + found["outputs"])  # JSON for the page
 
 
@@ -296,7 +295,6 @@ def test_describe_an_unconverted_upload_with_csv(store, config, as_upload):
     assert found["summary"].startswith("lin.pt (TorchScript) is not converted:\n")
     assert found["summary"].endswith("The gradient methods explain it directly.")
     assert found["columns"] == [{"label": c, "value": c} for c in ("x", "y", "name")]
-    assert found["selected_columns"] == ["x", "y"]
     assert found["n_rows"] == 3
     info = _text(found["model_info"])
     assert "Not converted" in info and "torch.fx cannot trace TorchScript" in info

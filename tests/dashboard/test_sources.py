@@ -135,3 +135,11 @@ def test_a_rebuilt_demo_gets_another_hash(tmp_path, monkeypatch, demo_ref):
         monkeypatch.undo()
         sources._demo_files_hash.cache_clear()
     assert ref_hash(demo_ref("iris")) == before
+
+
+@pytest.mark.parametrize(("name", "tabular"), [("iris", True), ("digits", False)])
+def test_demo_data_carries_the_feature_names_of_tabular_demos(store, demo_ref, name, tabular):
+    model = model_from_ref(store, demo_ref(name))
+    data = data_from_ref(store, demo_ref(name), model)
+    expected = model.input_names[0][0] if tabular else None
+    assert data.input_names == expected
