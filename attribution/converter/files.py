@@ -97,6 +97,40 @@ def register_model_format(model_format: ModelFormat) -> ModelFormat:
     return model_format
 
 
+@dataclass(frozen=True)
+class ModelObjectKind:
+    """A kind of in-memory model of another library that maps to a spec or a torch module.
+
+    Attributes
+    ----------
+    name : str
+        What the kind is called in messages, e.g. ``"scikit-learn MLP"``.
+    accepts : callable
+        ``accepts(obj)`` says whether ``obj`` is of this kind; it should not import the
+        other library (check ``type(obj).__module__``), which may not be installed.
+    adapt : callable
+        ``adapt(obj)`` returns innsight's spec dict or a ``torch.nn.Module``.
+    """
+
+    name: str
+    accepts: Callable[[Any], bool]
+    adapt: Callable[[Any], nn.Module | dict]
+
+
+_OBJECT_KINDS: list[ModelObjectKind] = []
+
+
+def register_model_object(kind: ModelObjectKind) -> ModelObjectKind:
+    """Make ``Converter(obj)`` and ``load_model(obj)`` accept models of another library."""
+    _OBJECT_KINDS.append(kind)
+    return kind
+
+
+def model_object_kind(model: Any) -> ModelObjectKind | None:
+    """The registered kind that accepts ``model``, or None."""
+    return next((kind for kind in _OBJECT_KINDS if kind.accepts(model)), None)
+
+
 def model_suffixes() -> list[str]:
     """The registered suffixes, e.g. ``[".json", ".pt", ".pt2", ".ts"]``."""
     return sorted(_FORMATS)

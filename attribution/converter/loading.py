@@ -24,6 +24,7 @@ from attribution.converter.files import (
     ExportedModule,
     ScriptedModule,
     model_format,
+    model_object_kind,
     read_model_file,
     script_input_dim,
 )
@@ -123,6 +124,9 @@ def load_model(
         name, kind, note, model = type(source).__name__, "torch module", None, source
     elif isinstance(source, Mapping):
         name, kind, note, model = "model spec", "innsight's JSON spec", None, source
+    elif (object_kind := model_object_kind(source)) is not None:
+        name, kind, note = type(source).__name__, object_kind.name, None
+        model = object_kind.adapt(source)
     else:
         file_format = model_format(suffix if suffix is not None else source)
         model = read_model_file(source, suffix)

@@ -14,14 +14,18 @@ from support.tripwire import TRIPPED, Tripwire
 from torch import nn
 
 from attribution import Converter, UnsupportedLayerError, torch_grad
+from attribution.converter import files
 from attribution.converter.files import (
     ExportedModule,
     ModelFormat,
+    ModelObjectKind,
     ScriptedModule,
     model_format,
+    model_object_kind,
     model_suffixes,
     read_model_file,
     register_model_format,
+    register_model_object,
 )
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
 
@@ -396,3 +400,23 @@ def test_load_model_needs_one_output_tensor():
 
     with pytest.raises(ValueError, match=r"Two returns tuple; without conversion, models are"):
         load_model(Two(), input_dim=(3,))
+
+
+def test_registered_model_objects_are_adapted(monkeypatch):
+    class Foreign:
+        """A model of another library, as plain weights."""
+
+    kind = ModelObjectKind(
+        "foreign model", lambda obj: isinstance(obj, Foreign), lambda _: DENSE_SPEC
+    )
+    monkeypatch.setattr(files, "_OBJECT_KINDS", [])
+    register_model_object(kind)
+    assert model_object_kind(Foreign()) is kind and model_object_kind(object()) is None
+    converter = Converter(Foreign())
+    assert converter.input_names == [[DENSE_SPEC["input_names"]]]
+    loaded = load_model(Foreign())
+    assert (loaded.name, loaded.format, loaded.methods[-1]) == (
+        "Foreign",
+        "foreign model",
+        "ConnectionWeights",
+    )
