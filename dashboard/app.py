@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import diskcache
@@ -56,9 +57,14 @@ def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | No
     return model_ref, data_ref
 
 
+@lru_cache(maxsize=1)
+def _default_app() -> Dash:
+    return create_app()
+
+
 def __getattr__(name: str):
     """``server``: the Flask server of an app with the default settings, built on first
     use (nothing runs at import)."""
     if name == "server":
-        return create_app().server
+        return _default_app().server
     raise AttributeError(name)

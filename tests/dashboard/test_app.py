@@ -10,6 +10,7 @@ import pytest
 from dash import Dash
 from support.specs import DENSE_SPEC
 
+import dashboard.app as app_module
 from dashboard import ids
 from dashboard.__main__ import main
 from dashboard.app import create_app, preloaded_refs
@@ -78,3 +79,12 @@ def test_module_help_runs():
     )
     assert done.returncode == 0
     assert "--cache-dir" in done.stdout and "--model" in done.stdout
+
+
+def test_server_for_gunicorn_is_built_once(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    app_module._default_app.cache_clear()
+    server = app_module.server
+    assert server is app_module.server
+    assert server.name == "dashboard.app"
+    assert (tmp_path / "innsight-dashboard").is_dir()
