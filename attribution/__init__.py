@@ -8,6 +8,9 @@ The public API mirrors the R package innsight (with 0-based indices)::
     res.get_result("data.frame")
 """
 
+# Readers of other libraries' models register themselves (each imports its library only
+# when used; the extras onnx, keras and sklearn install them).
+from attribution.converter import onnx_format, sklearn_format  # noqa: F401
 from attribution.converter.converter import Converter
 from attribution.errors import UnsupportedLayerError
 from attribution.methods.connection_weights import ConnectionWeights

@@ -8,8 +8,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from dashboard.images import UploadLimits
+
 GIB = 1024**3
 MB = 1000**2
+_POSITIVE = (
+    "cache_size_limit",
+    "max_upload_bytes",
+    "max_uncompressed_bytes",
+    "max_zip_members",
+    "max_image_pixels",
+)
 
 
 def default_cache_dir() -> Path:
@@ -33,7 +42,13 @@ class Config:
     cache_size_limit : int, default=2 GiB
         Bytes the cache may hold; least recently used entries are evicted beyond it.
     max_upload_bytes : int, default=50 MB
-        The largest model or data file accepted.
+        The largest model or data file accepted, and the most a zip member may unpack to.
+    max_uncompressed_bytes : int, default=200 MB
+        The most bytes all members of an uploaded zip may unpack to together.
+    max_zip_members : int, default=10000
+        The most files an uploaded zip may hold.
+    max_image_pixels : int, default=16 million
+        The most pixels (height × width) an uploaded image may declare.
     debug : bool, default=False
         Dash's debug mode (reloader and error pages); never on a shared server.
     model_file, data_file : path, default=None
@@ -50,6 +65,9 @@ class Config:
     cache_dir: Path = field(default_factory=default_cache_dir)
     cache_size_limit: int = 2 * GIB
     max_upload_bytes: int = 50 * MB
+    max_uncompressed_bytes: int = 200 * MB
+    max_zip_members: int = 10_000
+    max_image_pixels: int = 16_000_000
     debug: bool = False
     model_file: Path | None = None
     data_file: Path | None = None
@@ -58,16 +76,27 @@ class Config:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
         if not isinstance(self.port, int) or not 0 < self.port < 65536:
             raise ValueError(f"port must be an integer from 1 to 65535; got {self.port!r}.")
-        for name in ("cache_size_limit", "max_upload_bytes"):
+        for name in _POSITIVE:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{name} must be a positive number of bytes; got {value!r}.")
+                unit = "number of bytes" if name.endswith(("_bytes", "_limit")) else "number"
+                raise ValueError(f"{name} must be a positive {unit}; got {value!r}.")
         if self.max_upload_bytes > self.cache_size_limit:
             raise ValueError(
                 f"max_upload_bytes ({self.max_upload_bytes}) exceeds cache_size_limit "
                 f"({self.cache_size_limit}): an upload would evict itself. Raise "
                 "cache_size_limit or lower max_upload_bytes."
             )
+
+    @property
+    def upload_limits(self) -> UploadLimits:
+        """The bounds on uploaded images and zips, for :func:`dashboard.uploads.read_data`."""
+        return UploadLimits(
+            max_member_bytes=self.max_upload_bytes,
+            max_uncompressed_bytes=self.max_uncompressed_bytes,
+            max_zip_members=self.max_zip_members,
+            max_image_pixels=self.max_image_pixels,
+        )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Config:
@@ -104,6 +133,24 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         default=defaults["max_upload_bytes"] / MB,
         help="largest upload in MB (%(default)s)",
     )
+    parser.add_argument(
+        "--max-uncompressed-mb",
+        type=float,
+        default=defaults["max_uncompressed_bytes"] / MB,
+        help="most an uploaded zip may unpack to, in MB (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-zip-members",
+        type=int,
+        default=defaults["max_zip_members"],
+        help="most files in an uploaded zip (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-image-pixels",
+        type=int,
+        default=defaults["max_image_pixels"],
+        help="most pixels of an uploaded image (%(default)s)",
+    )
     parser.add_argument("--model", type=Path, help="a model file every page starts with")
     parser.add_argument("--data", type=Path, help="a data file every page starts with")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode")
@@ -113,6 +160,9 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "port": args.port,
         "cache_size_limit": round(args.cache_size_gb * GIB),
         "max_upload_bytes": round(args.max_upload_mb * MB),
+        "max_uncompressed_bytes": round(args.max_uncompressed_mb * MB),
+        "max_zip_members": args.max_zip_members,
+        "max_image_pixels": args.max_image_pixels,
         "debug": args.debug,
         "model_file": args.model,
         "data_file": args.data,

@@ -13,7 +13,7 @@ from typing import Any
 from attribution._names import default_input_names
 from attribution.converter.loading import LoadedModel
 from dashboard.methods import canonical_params, run_method
-from dashboard.sources import data_from_ref, model_from_ref, ref_hash
+from dashboard.sources import data_from_ref, model_from_ref, ref_hash, reference_from_sha
 from dashboard.store import Store, result_key
 from dashboard.uploads import check_data_fits
 
@@ -46,7 +46,8 @@ def build_request(
 
     ``outputs`` are the output dropdown's ``"k:i"`` values (node ``i`` of output layer
     ``k``, 0-based), in any order: the request holds them sorted per output layer.
-    ``rows`` (the first rows to explain) is capped at the data's number of rows.
+    ``rows`` (the first rows to explain) and a background ``sample_size`` are capped at the
+    data's number of rows; an uploaded reference file is read and checked.
     """
     if not model_ref:
         raise ValueError("No model is loaded: pick a demo or upload a model first.")
@@ -70,6 +71,9 @@ def build_request(
             f"Reference row {params['reference_row']} is out of range: {data.filename} has "
             f"{data.n_rows} rows (0-based, 0–{data.n_rows - 1})."
         )
+    if "sample_size" in params:
+        params["sample_size"] = min(params["sample_size"], data.n_rows)
+    _uploaded_reference(store, params, model, data_ref)
     return {
         "model": model_ref,
         "data": data_ref,
@@ -78,6 +82,18 @@ def build_request(
         "output_idx": output_idx,
         "rows": min(rows, data.n_rows),
     }
+
+
+def _uploaded_reference(store: Store, params: dict, model: LoadedModel, data_ref: dict) -> Any:
+    """The arrays of the uploaded reference file the parameters name, or None; read with the
+    data's channel order."""
+    if params.get("reference_sha") is None:
+        return None
+    reference = reference_from_sha(
+        store, params["reference_sha"], model, one_row=params.get("reference") == "upload",
+        channels_last=bool(data_ref.get("channels_last")),
+    )  # fmt: skip
+    return reference.arrays
 
 
 def parse_outputs(outputs: list[str], output_names: list[list[str]]) -> list[list[int] | None]:
@@ -109,6 +125,7 @@ def run_attribution(
         model = model_from_ref(store, request["model"])
         data = data_from_ref(store, request["data"], model)
         inputs = [array[: request["rows"]] for array in data.arrays]
+        uploaded = _uploaded_reference(store, request["params"], model, request["data"])
 
         def progress(done: int, total: int) -> None:
             set_progress((done, total))
@@ -116,6 +133,7 @@ def run_attribution(
         result = run_method(
             model, inputs, request["method"], request["params"], request["output_idx"], progress,
             reference_data=data.arrays,
+            uploaded_reference=uploaded,
         )  # fmt: skip
         if _has_default_names(model) and data.input_names:
             result.input_names = [[list(data.input_names)]]  # the CSV header names features

@@ -8,6 +8,7 @@ parameters of :func:`canonical_params`, which are also part of the result's cach
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,7 @@ class Parameter:
     label: str
     default: Any
     help: str
-    kind: str  # "bool", "int", "float", "choice", "reference", "rules"
+    kind: str  # "bool", "int", "float", "choice", "reference", "rules", "sha"
     choices: tuple = ()
     minimum: float | None = None
 
@@ -45,12 +46,21 @@ PARAMETERS = {
         Parameter("noise_level", "Noise level", 0.1, "Noise standard deviation as a share "
                   "of the data's range (max − min).", "float", minimum=0.0),
         Parameter("reference", "Reference input", "zeros", "What the input is compared "
-                  "with: zeros, the data's mean, or one row of the data.", "reference",
-                  choices=("zeros", "mean", "row")),
+                  "with: zeros, the data's mean, one row of the data, or an uploaded one-row "
+                  "file (below).", "reference", choices=("zeros", "mean", "row", "upload")),
         Parameter("reference_row", "Reference row", 0, "The row (0-based) used as the "
                   "reference input.", "int", minimum=0),
-        Parameter("limit_ref", "Reference rows (limit_ref)", 100, "At most this many data "
-                  "rows serve as DeepSHAP's reference set.", "int", minimum=1),
+        Parameter("background", "Background set", "data", "The reference set: all the "
+                  "data, a random sample of its rows, or an uploaded file (below).",
+                  "reference", choices=("data", "sample", "upload")),
+        Parameter("sample_size", "Sample size", 100, "Rows drawn (without replacement) for "
+                  "the background sample; at most the data's rows.", "int", minimum=1),
+        Parameter("sample_seed", "Sample seed", 0, "Seed of the background sample: the same "
+                  "seed draws the same rows.", "int", minimum=0),
+        Parameter("reference_sha", "Reference file", None, "The sha256 of the uploaded "
+                  "reference file.", "sha"),
+        Parameter("limit_ref", "Reference rows (limit_ref)", 100, "At most this many rows "
+                  "of the background set serve as DeepSHAP's references.", "int", minimum=1),
         Parameter("rule_name", "Rule per layer type", "simple", "LRP: simple, epsilon, "
                   "alpha_beta (pass: BatchNorm only). DeepLift/DeepSHAP: rescale or "
                   "reveal_cancel.", "rules"),
@@ -67,18 +77,21 @@ PARAMETERS = {
 """Every parameter the page can show, with innsight's default and a one-line help."""
 
 _COMMON = ("ignore_last_act", "dtype")
+_REFERENCE = ("reference", "reference_row", "reference_sha")
+_BACKGROUND = ("background", "sample_size", "sample_seed", "reference_sha")
+UPLOADED_ONLY = ("reference_sha",)
+"""Parameters the page sets from the reference upload, not from a control of the panel."""
 METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
     "Gradient": ("times_input", *_COMMON),
     "SmoothGrad": ("times_input", "n", "noise_level", *_COMMON),
-    "IntegratedGradient": ("times_input", "n", "reference", "reference_row", *_COMMON),
-    "ExpectedGradient": ("n", *_COMMON),
+    "IntegratedGradient": ("times_input", "n", *_REFERENCE, *_COMMON),
+    "ExpectedGradient": ("n", *_BACKGROUND, *_COMMON),
     "LRP": ("rule_name", "rule_param", "winner_takes_all", *_COMMON),
-    "DeepLift": ("rule_name", "reference", "reference_row", "winner_takes_all", *_COMMON),
-    "DeepSHAP": ("rule_name", "limit_ref", "winner_takes_all", *_COMMON),
+    "DeepLift": ("rule_name", *_REFERENCE, "winner_takes_all", *_COMMON),
+    "DeepSHAP": ("rule_name", "limit_ref", *_BACKGROUND, "winner_takes_all", *_COMMON),
     "ConnectionWeights": ("times_input", "dtype"),
 }
-"""The parameters each method takes (ExpectedGradient/DeepSHAP use the data as reference
-set)."""
+"""The parameters each method takes."""
 
 METHOD_DEFAULTS = {
     "IntegratedGradient": {"times_input": True},
@@ -109,7 +122,10 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
     ``rule_name`` / ``rule_param`` become dicts over the rule layer types present, with no
     parameter for the rules that take none (DeepLift and DeepSHAP take one rule for all
     layers). ``ignore_last_act`` is dropped for unconverted models: the ``torch_*``
-    functions explain the module's output as it is.
+    functions explain the module's output as it is. ``reference_row`` stays only for the
+    "row" reference, ``sample_size`` and ``sample_seed`` only for the "sample" background,
+    and ``reference_sha`` (the uploaded reference file's sha256, never its bytes) only when
+    the reference or background is "upload", where it is required.
 
     Raises
     ------
@@ -150,7 +166,24 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
         )
     if params.get("reference") != "row":
         params.pop("reference_row", None)
+    if params.get("background") != "sample":
+        params.pop("sample_size", None)
+        params.pop("sample_seed", None)
+    if "upload" not in (params.get("reference"), params.get("background")):
+        params.pop("reference_sha", None)
+    elif params.get("reference_sha") is None:
+        raise ValueError(
+            f"{method} is set to an uploaded reference, but no reference file is uploaded: "
+            "upload one in the reference area, or choose another reference."
+        )
     return params
+
+
+def sample_rows(n_rows: int, size: int, seed: int) -> np.ndarray:
+    """The sorted indices of ``min(size, n_rows)`` rows drawn without replacement with
+    numpy's ``default_rng(seed)``: the same arguments give the same rows."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_rows, size=min(size, n_rows), replace=False))
 
 
 def parameters_of(method: str, model: LoadedModel) -> tuple[str, ...]:
@@ -174,6 +207,12 @@ def _checked(parameter: Parameter, value: Any) -> Any:
         return check_int(value, name, int(parameter.minimum or 0))
     if parameter.kind == "float":
         return check_number(value, name, parameter.minimum or 0.0)
+    if parameter.kind == "sha":
+        if value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value)):
+            return value
+        raise ValueError(
+            f"{name} {value!r} is not a sha256 (64 hex digits): upload the file again."
+        )
     if value not in parameter.choices:
         raise ValueError(
             f"{name} {value!r} is not allowed; choose one of {', '.join(parameter.choices)}."
@@ -205,23 +244,38 @@ def run_method(
     output_idx: list[list[int] | None],
     progress_callback: Callable[[int, int], None] | None = None,
     reference_data: list[np.ndarray] | None = None,
+    uploaded_reference: list[np.ndarray] | None = None,
 ) -> AttributionResult:
     """Explain ``inputs`` (channels first, one array per input layer) with ``method``.
 
     Converted models run the method classes; other modules the ``torch_*`` functions
     (their progress is reported once, as ``(1, 1)`` when done). ``reference_data`` (default:
     ``inputs``) is the data the reference comes from: its mean or one of its rows
-    (``x_ref``), or the reference set of ExpectedGradient and DeepSHAP (``data_ref``).
+    (``x_ref``), or the background set of ExpectedGradient and DeepSHAP (``data_ref``): all
+    of it, or the rows :func:`sample_rows` draws. ``uploaded_reference`` (one array per
+    input layer) is the file behind ``reference_sha``: the one-row ``x_ref`` or the
+    background set.
     """
     kwargs = dict(params)
     references = inputs if reference_data is None else reference_data
     reference = kwargs.pop("reference", None)
     row = kwargs.pop("reference_row", 0)
-    if reference is not None:
+    background = kwargs.pop("background", None)
+    size, seed = kwargs.pop("sample_size", None), kwargs.pop("sample_seed", None)
+    if kwargs.pop("reference_sha", None) is not None and uploaded_reference is None:
+        raise ValueError(f"{method} takes an uploaded reference, but none was passed.")
+    if reference == "upload":
+        kwargs["x_ref"] = _one_or_list(uploaded_reference)
+    elif reference is not None:
         kwargs["x_ref"] = _reference(references, reference, row)
-    if method in ("ExpectedGradient", "DeepSHAP"):
-        kwargs["data_ref"] = references if len(references) > 1 else references[0]
-    data = inputs if len(inputs) > 1 else inputs[0]
+    if background == "upload":
+        kwargs["data_ref"] = _one_or_list(uploaded_reference)
+    elif background == "sample":
+        chosen = sample_rows(len(references[0]), size, seed)
+        kwargs["data_ref"] = _one_or_list([x[chosen] for x in references])
+    elif background is not None:
+        kwargs["data_ref"] = _one_or_list(references)
+    data = _one_or_list(inputs)
     if method == "LRP":
         kwargs["rule_param"] = {k: v for k, v in kwargs["rule_param"].items() if v is not None}
     if model.converter is None:
@@ -236,6 +290,11 @@ def run_method(
         model.converter, data, output_idx=output_idx, progress_callback=progress_callback,
         **kwargs,
     )  # fmt: skip
+
+
+def _one_or_list(arrays: list[np.ndarray]) -> Any:
+    """One array for a model with one input layer, the list otherwise (as the engine takes)."""
+    return arrays if len(arrays) > 1 else arrays[0]
 
 
 _TORCH_FUNCTIONS = {
@@ -268,4 +327,4 @@ def _reference(inputs: list[np.ndarray], reference: str, row: int) -> Any:
                 f"Reference row {row} is out of range: the data has {n_rows} rows (0–{n_rows - 1})."
             )
         chosen = [x[int(row) : int(row) + 1] for x in inputs]
-    return chosen if len(chosen) > 1 else chosen[0]
+    return _one_or_list(chosen)

@@ -5,7 +5,9 @@ A page keeps only small JSON references in its ``dcc.Store``:
 - model: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
   "input_dim": [[1, 8, 8]] or None}``;
 - data: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
-  "input_columns": [...] or None, "channels_last": false}``.
+  "input_columns": [...] or None, "channels_last": false}``;
+- an uploaded reference input or background set: its sha256 only (in the method's
+  parameters as ``reference_sha``), read by :func:`reference_from_sha`.
 
 Loaded models are memoised per process by their reference (the bytes behind an upload's
 sha256 never change).
@@ -22,7 +24,7 @@ from typing import Any
 import demo_data
 from attribution.converter.loading import LoadedModel, load_model
 from dashboard.store import Store
-from dashboard.uploads import LoadedData, read_data
+from dashboard.uploads import LoadedData, check_data_fits, read_data
 
 _MODELS: OrderedDict[str, LoadedModel] = OrderedDict()
 _MODELS_KEPT = 16
@@ -68,6 +70,38 @@ def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> Load
         channels_last=bool(ref.get("channels_last")),
         input_dim=model.input_dim,
     )
+
+
+def reference_from_sha(
+    store: Store, sha: str, model: LoadedModel, *, one_row: bool, channels_last: bool = False
+) -> LoadedData:
+    """The uploaded reference file behind ``sha``, read in the model's shape (all numeric
+    CSV columns, or the NPZ's ``input_*`` arrays); ``one_row``: exactly one row (the
+    reference input of IntegratedGradient and DeepLift), else any number (a background set).
+
+    Raises
+    ------
+    ValueError
+        The file cannot be read, does not fit the model, or has not one row when one is
+        needed (the message names the file, what it holds and the fix).
+    KeyError
+        Nothing is stored under ``sha`` (evicted): upload the file again.
+    """
+    upload = store.get_upload(sha)
+    reference = read_data(
+        upload.data, upload.filename, channels_last=channels_last, input_dim=model.input_dim
+    )
+    try:
+        check_data_fits(model, reference)
+    except ValueError as error:
+        raise ValueError(f"The reference file does not fit the model: {error}") from None
+    if one_row and reference.n_rows != 1:
+        raise ValueError(
+            f"The reference file {upload.filename} has {reference.n_rows} rows but the "
+            "reference input is exactly one row: upload a file with one row (as a background "
+            "set, ExpectedGradient and DeepSHAP take any number)."
+        )
+    return reference
 
 
 def ref_hash(ref: dict[str, Any]) -> str:

@@ -3,9 +3,10 @@
 ``dcc.Upload`` hands over ``"data:<mime>;base64,<data>"``; :func:`decode_upload` turns it
 into bytes within the size limit. Models are read by
 :func:`attribution.converter.loading.load_model`, data by :func:`read_data` (CSV, NPY,
-NPZ; never unpickled). :func:`check_data_fits` compares the two, and
-:func:`model_summary` and :func:`data_preview` give JSON-able views for the page. Every
-error is a ValueError or TypeError naming the file, the problem and the fix.
+NPZ, never unpickled; PNG/JPEG images or a zip of them, by :mod:`dashboard.images`).
+:func:`check_data_fits` compares the two, and :func:`model_summary` and
+:func:`data_preview` give JSON-able views for the page. Every error is a ValueError or
+TypeError naming the file, the problem and the fix.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -26,8 +28,9 @@ import pandas as pd
 from attribution._names import AXIS_TITLES, default_input_names
 from attribution._validation import check_bool, check_input_dim
 from attribution.converter.loading import LoadedModel
+from dashboard.images import UploadLimits, read_images
 
-DataFormat = Literal["csv", "npy", "npz"]
+DataFormat = Literal["csv", "npy", "npz", "png", "jpeg", "zip"]
 
 MAX_ARRAY_BYTES = 2**30
 """The most bytes the input arrays of an ``.npz`` may hold (they may be compressed)."""
@@ -35,7 +38,10 @@ MAX_ARRAY_BYTES = 2**30
 _KINDS = {1: "tabular", 2: "signal", 3: "image"}
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
+_NUMPY_ERRORS = (ValueError, EOFError, OSError, *_ZIP_ERRORS)
 _FULL_VALUES = 4096  # instances with at most this many values are previewed whole
+_IMAGE_SUFFIXES = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".zip": "zip"}
 
 
 @dataclass
@@ -45,7 +51,7 @@ class LoadedData:
     Attributes
     ----------
     filename : str
-    format : {"csv", "npy", "npz"}
+    format : {"csv", "npy", "npz", "png", "jpeg", "zip"}
     arrays : list of numpy.ndarray
         Per input layer, ``(batch, *input_dim)``, channels first.
     channels_last : bool
@@ -56,6 +62,8 @@ class LoadedData:
         All CSV columns or NPZ arrays, to choose the inputs from; empty for NPY.
     ignored : list of str
         The columns or arrays that are not inputs (labels, non-numeric columns).
+    row_names : list of str or None
+        The file name of each image (PNG, JPEG, zip); None otherwise.
     """
 
     filename: str
@@ -65,6 +73,7 @@ class LoadedData:
     input_names: list[str] | None = None
     columns: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    row_names: list[str] | None = None
 
     @property
     def shapes(self) -> list[tuple[int, ...]]:
@@ -123,15 +132,19 @@ def read_data(
     input_columns: list[str] | None = None,
     channels_last: bool = False,
     input_dim: Any = None,
+    image_mean: Any = None,
+    image_std: Any = None,
+    limits: UploadLimits | None = None,
 ) -> LoadedData:
-    """Read a CSV, NPY or NPZ file into one channels-first float32 array per input layer.
+    """Read a data file into one channels-first float32 array per input layer.
 
     Parameters
     ----------
     data : bytes
         The file's content.
     filename : str
-        Its name; the suffix (``.csv``, ``.npy``, ``.npz``) selects the reader.
+        Its name; the suffix (``.csv``, ``.npy``, ``.npz``, ``.png``, ``.jpg``/``.jpeg``,
+        ``.zip`` of PNG/JPEG images) selects the reader.
     input_columns : list of str, default=None
         CSV: the columns that are inputs, in order (None: all numeric columns). NPZ: the
         arrays that are inputs, one per input layer in order (None: the arrays named
@@ -140,7 +153,13 @@ def read_data(
         Whether signals and images have the channel axis last; it is moved first.
     input_dim : tuple of int or list of tuples, default=None
         The model's input shapes (channels first). Flat rows (a CSV of pixels, a 2-D NPY)
-        and arrays that lack or add axes of length 1 are reshaped to them.
+        and arrays that lack or add axes of length 1 are reshaped to them. Images are
+        converted to its channels (1 grey, 3 RGB) and must have its height and width.
+    image_mean, image_std : float or list of float, default=None
+        Images: per channel (or one for all), values become ``(pixel / 255 - mean) / std``;
+        None: ``pixel / 255`` (0 to 1).
+    limits : UploadLimits, default=UploadLimits()
+        Images and zips: the pixels, members and unpacked bytes allowed.
 
     Returns
     -------
@@ -160,6 +179,12 @@ def read_data(
     """
     channels_last = check_bool(channels_last, "channels_last")
     suffix = os.path.splitext(filename)[1].lower()
+    if suffix in _IMAGE_SUFFIXES:
+        dims = check_input_dim(input_dim)
+        images = read_images(
+            data, filename, input_dim=dims, mean=image_mean, std=image_std, limits=limits
+        )
+        return LoadedData(filename, _IMAGE_SUFFIXES[suffix], [images.array], row_names=images.names)
     names = None
     if suffix == ".csv":
         arrays, names, columns, ignored = _read_csv(data, filename, input_columns)
@@ -170,7 +195,8 @@ def read_data(
     else:
         raise ValueError(
             f"Cannot read {filename}: data files are .csv (a table with a header row), .npy "
-            "(one array) or .npz (one array per input layer)."
+            "(one array), .npz (one array per input layer), .png/.jpg images or a .zip of "
+            "them."
         )
     dims = check_input_dim(input_dim)
     if dims is None or len(dims) != len(arrays):
@@ -289,7 +315,9 @@ def data_preview(data: LoadedData, rows: int = 5) -> dict[str, Any]:
         ``shape`` (with the batch axis), ``stats`` (min, max, mean, std) and either
         ``records`` (tabular: the first rows as ``{name: value}``) or ``first`` (signals
         and images: the first instances as nested lists, when each has at most 4096
-        values) with ``channel_stats`` (per channel: min, max, mean, std).
+        values; of larger images every ``first_step``-th pixel along height and width) with
+        ``channel_stats`` (per channel: min, max, mean, std); ``row_names`` (the first
+        image file names, or None).
     """
     rows = max(1, int(rows))
     inputs = []
@@ -309,6 +337,10 @@ def data_preview(data: LoadedData, rows: int = 5) -> dict[str, Any]:
         else:
             if math.prod(dim) <= _FULL_VALUES:
                 view["first"] = _rounded(array[:rows].tolist())
+            elif len(dim) == 3:  # thumbnails of large images: every step-th pixel
+                step = math.ceil(math.sqrt(math.prod(dim) / _FULL_VALUES))
+                view["first"] = _rounded(array[:rows, :, ::step, ::step].tolist())
+                view["first_step"] = step
             view["channel_stats"] = [_stats(array[:, c]) for c in range(dim[0])]
         inputs.append(view)
     return {
@@ -318,6 +350,7 @@ def data_preview(data: LoadedData, rows: int = 5) -> dict[str, Any]:
         "channels_last": data.channels_last,
         "columns": list(data.columns),
         "ignored": list(data.ignored),
+        "row_names": None if data.row_names is None else list(data.row_names[:rows]),
         "inputs": inputs,
     }
 
@@ -382,7 +415,7 @@ def _read_npy(data: bytes, filename: str) -> np.ndarray:
     stream.seek(0)
     try:
         array = np.load(stream, allow_pickle=False)
-    except (ValueError, EOFError, OSError) as error:
+    except _NUMPY_ERRORS as error:
         raise ValueError(_unreadable(filename, error)) from None
     return _check_array(array, filename)
 
@@ -396,7 +429,7 @@ def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
         )
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+    except _NUMPY_ERRORS as error:
         raise ValueError(_unreadable(filename, error)) from None
     with archive:
         names = list(archive.files)
@@ -414,8 +447,11 @@ def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
         arrays, total = [], 0
         for name in chosen:
             where = f"{filename} (array {name!r})"
-            with archive.zip.open(members[name]) as member:
-                total += _read_header(member, where)
+            try:
+                with archive.zip.open(members[name]) as member:
+                    total += _read_header(member, where)
+            except _ZIP_ERRORS as error:
+                raise ValueError(_unreadable(where, error)) from None
             if total > MAX_ARRAY_BYTES:
                 raise ValueError(
                     f"The input arrays of {filename} hold more than {_size(MAX_ARRAY_BYTES)}, "
@@ -423,7 +459,7 @@ def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
                 )
             try:
                 array = archive[name]
-            except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+            except _NUMPY_ERRORS as error:
                 raise ValueError(_unreadable(where, error)) from None
             arrays.append(_check_array(array, where))
     return arrays, names, [name for name in names if name not in chosen]
@@ -444,7 +480,7 @@ def _read_header(stream: Any, where: str) -> int:
         if read is None:
             raise ValueError(f"format version {version} is not read here")
         shape, _, dtype = read(stream)
-    except (ValueError, EOFError, OSError, zipfile.BadZipFile) as error:
+    except _NUMPY_ERRORS as error:
         raise ValueError(_unreadable(where, error)) from None
     if dtype.hasobject:
         raise ValueError(

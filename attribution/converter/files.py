@@ -42,6 +42,7 @@ import json
 import os
 import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -352,7 +353,12 @@ def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str]
     def read(entry: str) -> bytes:
         if entry not in entries:
             raise ValueError(f"{name} lacks {entry}; save it again with torch.export.save.")
-        return archive.read(f"{root}/{entry}")
+        try:
+            return archive.read(f"{root}/{entry}")
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+            raise ValueError(
+                f"{name} is damaged ({error}); save it again with torch.export.save."
+            ) from None
 
     def parse(entry: str) -> Any:
         try:

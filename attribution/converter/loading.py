@@ -120,13 +120,14 @@ def load_model(
     >>> loaded.converter is not None, loaded.methods[-1], loaded.output_dim
     (True, 'ConnectionWeights', [(2,)])
     """
-    if isinstance(source, nn.Module):
+    # other libraries first: Keras models on the torch backend are torch modules too
+    if (object_kind := model_object_kind(source)) is not None:
+        name, kind, note = type(source).__name__, object_kind.name, None
+        model = object_kind.adapt(source)
+    elif isinstance(source, nn.Module):
         name, kind, note, model = type(source).__name__, "torch module", None, source
     elif isinstance(source, Mapping):
         name, kind, note, model = "model spec", "innsight's JSON spec", None, source
-    elif (object_kind := model_object_kind(source)) is not None:
-        name, kind, note = type(source).__name__, object_kind.name, None
-        model = object_kind.adapt(source)
     else:
         file_format = model_format(suffix if suffix is not None else source)
         model = read_model_file(source, suffix)

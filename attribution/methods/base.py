@@ -268,7 +268,7 @@ def to_data_layout(result: list[list[Tensor | None]], channels_first: bool) -> l
     if channels_first:
         return result
     return [
-        [None if r is None or r.ndim <= 3 else r.movedim(1, -2) for r in per_input]
+        [r if r is None or r.ndim <= 3 else r.movedim(1, -2) for r in per_input]
         for per_input in result
     ]
 

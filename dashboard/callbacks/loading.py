@@ -1,4 +1,5 @@
-"""Choosing a demo, receiving uploads, and showing what was understood of them."""
+"""Choosing a demo, receiving uploads (model, data, a reference file), and showing what was
+understood of them."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from attribution.converter.loading import LoadedModel
 from dashboard.config import Config
 from dashboard.layout.parameters import output_options
 from dashboard.methods import rule_layer_types
-from dashboard.sources import data_from_ref, model_from_ref
+from dashboard.sources import data_from_ref, model_from_ref, reference_from_sha
 from dashboard.store import Store
 from dashboard.uploads import (
     LoadedData,
@@ -24,6 +25,10 @@ from dashboard.uploads import (
     decode_upload,
     model_summary,
 )
+
+SHOWN = {"display": "block"}  # the reference upload area's styles
+HIDDEN = {"display": "none"}
+_UPLOAD_CHOICES = ("reference", "background")  # the parameters that may be "upload"
 
 
 def demo_refs(name: str) -> tuple[dict, dict]:
@@ -99,6 +104,44 @@ def fit_problem(model: LoadedModel, data: LoadedData) -> str | None:
 def with_options(data_ref: dict, columns: list[str] | None, channels_last: bool) -> dict:
     """The upload reference with the chosen input columns and channel order."""
     return {**data_ref, "input_columns": columns or None, "channels_last": bool(channels_last)}
+
+
+def receive_reference(
+    store: Store,
+    config: Config,
+    contents: str,
+    filename: str,
+    model_ref: dict | None,
+    data_ref: dict | None,
+) -> tuple[dict, list]:
+    """Store an uploaded reference file and check that it reads in the model's shape (with
+    the data's channel order); its reference for the page and what its info box shows.
+
+    The page keeps ``{"sha", "filename"}`` in ``ids.REFERENCE_REF``; Compute puts the sha
+    into the method's parameters as ``reference_sha``, and the job reads the file again.
+    """
+    if model_ref is None:
+        raise ValueError("Load a model before the reference file: it is read in its shape.")
+    data = decode_upload(contents, filename, config.max_upload_bytes)
+    sha = store.put_bytes(data, filename)
+    channels_last = bool(data_ref and data_ref.get("channels_last"))
+    model = model_from_ref(store, model_ref)
+    reference = reference_from_sha(store, sha, model, one_row=False, channels_last=channels_last)
+    shapes = ", ".join(f"(batch, {', '.join(map(str, shape))})" for shape in reference.shapes)
+    rows = "1 row" if reference.n_rows == 1 else f"{reference.n_rows} rows"
+    info = [html.B(filename), f": {rows}, {shapes}"]
+    return {"sha": sha, "filename": filename}, info
+
+
+def area_style(values: list[Any], value_ids: list[dict]) -> dict:
+    """The reference area shows when the method's reference or background is "upload"."""
+    chosen = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
+    return SHOWN if any(chosen.get(name) == "upload" for name in _UPLOAD_CHOICES) else HIDDEN
+
+
+def reference_sha(reference_ref: dict | None) -> str | None:
+    """The sha256 of the uploaded reference file, or None when there is none."""
+    return reference_ref["sha"] if reference_ref else None
 
 
 def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ def guarded(compute: Callable[[], tuple], n_outputs: int) -> tuple:
 def register_callbacks(app: Dash, store: Store, config: Config) -> None:
     """Wire the page (see :func:`dashboard.layout.build_layout`) to the functions."""
     _loading_callbacks(app, store, config)
+    _reference_callbacks(app, store, config)
     _compute_callbacks(app, store, config)
     _view_callbacks(app, store)
 
@@ -120,6 +121,41 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         return parameter_controls(method, model_from_ref(store, model_ref))
 
 
+def _reference_callbacks(app: Dash, store: Store, config: Config) -> None:
+    @app.callback(
+        Output(ids.REFERENCE_REF, "data"), Output(ids.REFERENCE_INFO, "children"), *ALERT,
+        Input(ids.REFERENCE_UPLOAD, "contents"), State(ids.REFERENCE_UPLOAD, "filename"),
+        State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def upload_reference(contents, filename, model_ref, data_ref):
+        if contents is None:  # cleared with the model (see forget_reference)
+            return (no_update,) * 4
+        return guarded(
+            lambda: loading.receive_reference(
+                store, config, contents, filename, model_ref, data_ref
+            ),
+            2,
+        )
+
+    @app.callback(
+        Output(ids.REFERENCE_REF, "data", allow_duplicate=True),
+        Output(ids.REFERENCE_INFO, "children", allow_duplicate=True),
+        Output(ids.REFERENCE_UPLOAD, "contents"),
+        Input(ids.MODEL_REF, "data"), prevent_initial_call=True,
+    )  # fmt: skip
+    def forget_reference(_model_ref):
+        # read in the model's shape: another model needs another file (the same file may
+        # be uploaded again)
+        return None, None, None
+
+    @app.callback(
+        Output(ids.REFERENCE_AREA, "style"),
+        Input(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
+    )  # fmt: skip
+    def show_reference_area(values, value_ids):
+        return loading.area_style(values, value_ids)
+
+
 def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
     @app.callback(
         Output(ids.RESULT_REF, "data", allow_duplicate=True), Output(ids.JOB_REQUEST, "data"),
@@ -131,11 +167,13 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
         State(ids.rule("rule_name", ALL), "value"), State(ids.rule("rule_name", ALL), "id"),
         State(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
         State(ids.OUTPUT_SELECT, "value"), State(ids.ROWS_INPUT, "value"),
-        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
+        State(ids.RESULT_REF, "data"), State(ids.REFERENCE_REF, "data"),
+        prevent_initial_call=True,
     )  # fmt: skip
     def compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names, rule_name_ids,
-                rule_params, rule_param_ids, outputs, rows, shown):  # fmt: skip
+                rule_params, rule_param_ids, outputs, rows, shown, reference_ref):  # fmt: skip
         raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
+        raw["reference_sha"] = loading.reference_sha(reference_ref)
         if rule_name_ids:
             raw["rule_name"] = {
                 i["layer"]: v for i, v in zip(rule_name_ids, rule_names, strict=True)

@@ -49,7 +49,8 @@ def data_card() -> dbc.Card:
         dbc.CardBody(
             [
                 html.H6("2. Data", className="card-title"),
-                _upload(ids.DATA_UPLOAD, "data file (.csv, .npy, .npz)", ".csv,.npy,.npz"),
+                _upload(ids.DATA_UPLOAD, "data file (.csv, .npy, .npz, .png, .jpg, .zip)",
+                        ".csv,.npy,.npz,.png,.jpg,.jpeg,.zip"),
                 dbc.Switch(id=ids.DATA_CHANNELS_LAST, label="channels last (NPY/NPZ)",
                            value=False, className="small"),
                 # Empty means every numeric column (CSV) or the input_* arrays (NPZ).
@@ -63,6 +64,20 @@ def data_card() -> dbc.Card:
     )  # fmt: skip
 
 
+def reference_area() -> html.Div:
+    """The upload of a reference input or background set, shown when a method's reference
+    is "upload"; the page keeps only the file's sha256 (in ``REFERENCE_REF``)."""
+    return html.Div(
+        [
+            dcc.Store(id=ids.REFERENCE_REF),
+            _upload(ids.REFERENCE_UPLOAD, "reference file (.csv, .npy, .npz)", ".csv,.npy,.npz"),
+            html.Div(id=ids.REFERENCE_INFO, className="small mb-2"),
+        ],
+        id=ids.REFERENCE_AREA,
+        style={"display": "none"},
+    )
+
+
 def method_card() -> dbc.Card:
     return dbc.Card(
         dbc.CardBody(
@@ -71,6 +86,7 @@ def method_card() -> dbc.Card:
                 dcc.Dropdown(id=ids.METHOD_SELECT, placeholder="Load a model first",
                              clearable=False, className="mb-2"),
                 html.Div(id=ids.PARAMETER_PANEL, className="small"),
+                reference_area(),
                 dbc.Label("Output nodes", html_for=ids.OUTPUT_SELECT, className="small mb-0"),
                 dcc.Dropdown(id=ids.OUTPUT_SELECT, multi=True, className="mb-2 small"),
                 dbc.Label("Rows to explain (first n)", html_for=ids.ROWS_INPUT,

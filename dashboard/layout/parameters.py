@@ -11,6 +11,7 @@ from dashboard import ids
 from dashboard.methods import (
     METHOD_DEFAULTS,
     PARAMETERS,
+    UPLOADED_ONLY,
     parameters_of,
     rule_choices,
     rule_layer_types,
@@ -27,8 +28,8 @@ def parameter_controls(method: str | None, model: LoadedModel | None) -> list:
     controls = []
     for name in parameters_of(method, model):
         parameter = PARAMETERS[name]
-        if name == "rule_param":
-            continue  # shown beside rule_name
+        if name == "rule_param" or name in UPLOADED_ONLY:
+            continue  # shown beside rule_name, or set by the reference upload area
         if name == "rule_name":
             controls.append(_rules(method, rule_types))
             continue

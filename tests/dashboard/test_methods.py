@@ -43,7 +43,7 @@ DEFAULTS = {
         "times_input": True, "n": 50, "reference": "zeros", "ignore_last_act": True,
         "dtype": "float",
     },
-    "ExpectedGradient": {"n": 50, "ignore_last_act": True, "dtype": "float"},
+    "ExpectedGradient": {"n": 50, "background": "data", "ignore_last_act": True, "dtype": "float"},
     "LRP": {
         "rule_name": {"Dense_Layer": "simple"}, "rule_param": {"Dense_Layer": None},
         "winner_takes_all": True, "ignore_last_act": True, "dtype": "float",
@@ -53,7 +53,7 @@ DEFAULTS = {
         "ignore_last_act": True, "dtype": "float",
     },
     "DeepSHAP": {
-        "rule_name": "rescale", "limit_ref": 100, "winner_takes_all": True,
+        "rule_name": "rescale", "limit_ref": 100, "background": "data", "winner_takes_all": True,
         "ignore_last_act": True, "dtype": "float",
     },
     "ConnectionWeights": {"times_input": False, "dtype": "float"},
@@ -164,7 +164,7 @@ def test_numbers_are_normalised(iris):
         ("Gradient", {"dtype": "half"}, ValueError,
          r"dtype 'half' is not allowed; choose one of float, double\."),
         ("DeepLift", {"reference": "median"}, ValueError,
-         r"reference 'median' is not allowed; choose one of zeros, mean, row\."),
+         r"reference 'median' is not allowed; choose one of zeros, mean, row, upload\."),
         ("DeepLift", {"reference": "row", "reference_row": -1}, ValueError,
          r"reference_row must be an integer >= 0; got -1\."),
         ("DeepLift", {"rule_name": "epsilon"}, ValueError,

@@ -327,5 +327,8 @@ def test_data_preview_of_images(npy_bytes, npz_bytes):
     assert view["channel_stats"][1]["min"] == 9.0
     big = npz_bytes(input_1=np.zeros((1, 3, 64, 64)), input_2=np.ones((1, 2)))
     views = data_preview(read_data(big, "big.npz"))["inputs"]
-    assert "first" not in views[0] and len(views[0]["channel_stats"]) == 3
+    assert np.shape(views[0]["first"]) == (1, 3, 32, 32) and views[0]["first_step"] == 2
+    assert len(views[0]["channel_stats"]) == 3 and preview["row_names"] is None
+    signal = npy_bytes(np.zeros((1, 2, 5000), dtype=np.float32))
+    assert "first" not in data_preview(read_data(signal, "long.npy"))["inputs"][0]
     assert views[1]["records"] == [{"X1": 1.0, "X2": 1.0}]

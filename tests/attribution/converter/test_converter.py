@@ -154,13 +154,13 @@ def test_missing_model_file(tmp_path):
 
 
 def test_unsupported_model_file(tmp_path):
-    path = tmp_path / "model.h5"
+    path = tmp_path / "model.xyz"
     path.write_bytes(b"\x89HDF")
     with pytest.raises(
         ValueError,
-        match=r"Cannot read model\.h5: supported model files are \.json \(innsight's JSON spec\), "
-        r"\.pt2 \(torch\.export program\), \.pt/\.ts \(TorchScript\)\. Save the model in one "
-        r"of them, or load it in Python and pass the module\.",
+        match=r"Cannot read model\.xyz: supported model files are .*\.json \(innsight's JSON "
+        r"spec\), \.pt2 \(torch\.export program\), \.pt/\.ts \(TorchScript\).*\. Save the model "
+        r"in one of them, or load it in Python and pass the module\.",
     ):
         Converter(str(path))
 
