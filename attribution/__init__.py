@@ -10,7 +10,7 @@ The public API mirrors the R package innsight (with 0-based indices)::
 
 # Readers of other libraries' models register themselves (each imports its library only
 # when used; the extras onnx, keras and sklearn install them).
-from attribution.converter import onnx_format, sklearn_format  # noqa: F401
+from attribution.converter import keras_format, onnx_format, sklearn_format  # noqa: F401
 from attribution.converter.converter import Converter
 from attribution.errors import UnsupportedLayerError
 from attribution.methods.connection_weights import ConnectionWeights

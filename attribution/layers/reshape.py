@@ -171,7 +171,12 @@ def _skip(call: Call) -> object:
 
 @register_spec("Flatten")
 def _flatten_from_spec(spec: dict) -> FlattenLayer:
-    return FlattenLayer(spec_axis(spec, "start_dim", 2), spec_axis(spec, "end_dim", -1))
+    channels_last = spec.get("channels_last", False)
+    if not isinstance(channels_last, bool):
+        raise ValueError(f"'channels_last' must be true or false; got {channels_last!r}.")
+    return FlattenLayer(
+        spec_axis(spec, "start_dim", 2), spec_axis(spec, "end_dim", -1), channels_last
+    )
 
 
 @register_spec("Padding")
