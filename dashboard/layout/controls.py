@@ -6,6 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 import demo_data
+from attribution.converter.files import model_suffixes
 from dashboard import ids
 
 _UPLOAD_STYLE = {
@@ -34,7 +35,8 @@ def model_card() -> dbc.Card:
                 dbc.Label("Demo model", html_for=ids.DEMO_SELECT, className="small mb-0"),
                 dcc.Dropdown(id=ids.DEMO_SELECT, options=demos, placeholder="Pick a demo",
                              clearable=False, className="mb-2"),
-                _upload(ids.MODEL_UPLOAD, "model (.json, .pt2, .pt)", ".json,.pt2,.pt,.ts"),
+                _upload(ids.MODEL_UPLOAD, f"model ({', '.join(model_suffixes())})",
+                        ",".join(model_suffixes())),
                 dbc.Input(id=ids.MODEL_INPUT_DIM, placeholder="input shape, e.g. 1,8,8 "
                           "(TorchScript only)", size="sm", className="mb-2"),
                 html.Div(id=ids.MODEL_INFO, className="small"),
