@@ -12,6 +12,7 @@ from typing import Any
 
 from attribution._names import default_input_names
 from attribution.converter.loading import LoadedModel
+from dashboard.images import UploadLimits
 from dashboard.methods import canonical_params, run_method
 from dashboard.sources import data_from_ref, model_from_ref, ref_hash, reference_from_sha
 from dashboard.store import Store, result_key
@@ -118,10 +119,17 @@ def parse_outputs(outputs: list[str], output_names: list[list[str]]) -> list[lis
 
 
 def run_attribution(
-    cache_dir: str | Path, size_limit: int, request: dict, set_progress: ProgressSetter
+    cache_dir: str | Path,
+    size_limit: int,
+    request: dict,
+    set_progress: ProgressSetter,
+    upload_limits: UploadLimits | None = None,
 ) -> dict[str, Any]:
-    """Compute ``request``, memoise the result, and return the page's result reference."""
-    with Store(cache_dir, size_limit) as store:
+    """Compute ``request``, memoise the result, and return the page's result reference.
+
+    The job runs in another process: it opens the store in ``cache_dir`` itself.
+    """
+    with Store(cache_dir, size_limit, upload_limits) as store:
         model = model_from_ref(store, request["model"])
         data = data_from_ref(store, request["data"], model)
         inputs = [array[: request["rows"]] for array in data.arrays]

@@ -69,6 +69,9 @@ def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> Load
         input_columns=ref.get("input_columns"),
         channels_last=bool(ref.get("channels_last")),
         input_dim=model.input_dim,
+        image_mean=ref.get("image_mean"),
+        image_std=ref.get("image_std"),
+        limits=store.upload_limits,
     )
 
 
@@ -89,8 +92,9 @@ def reference_from_sha(
     """
     upload = store.get_upload(sha)
     reference = read_data(
-        upload.data, upload.filename, channels_last=channels_last, input_dim=model.input_dim
-    )
+        upload.data, upload.filename, channels_last=channels_last, input_dim=model.input_dim,
+        limits=store.upload_limits,
+    )  # fmt: skip
     try:
         check_data_fits(model, reference)
     except ValueError as error:

@@ -25,6 +25,7 @@ import diskcache
 import attribution
 from attribution import AttributionResult
 from dashboard.config import Config
+from dashboard.images import UploadLimits
 
 _UPLOAD = "upload/"
 _RESULT = "result/"
@@ -52,6 +53,8 @@ class Store:
         The cache folder; created (private to the user) if missing.
     size_limit : int, default=2 GiB
         Bytes the cache may hold; least recently used entries are evicted beyond it.
+    upload_limits : UploadLimits, default=UploadLimits()
+        What stored images and zips may hold when they are read.
 
     Examples
     --------
@@ -62,10 +65,16 @@ class Store:
     'table.csv'
     """
 
-    def __init__(self, directory: str | os.PathLike, size_limit: int = 2 * 1024**3) -> None:
+    def __init__(
+        self,
+        directory: str | os.PathLike,
+        size_limit: int = 2 * 1024**3,
+        upload_limits: UploadLimits | None = None,
+    ) -> None:
         if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
             raise ValueError(f"size_limit must be a positive number of bytes; got {size_limit!r}.")
         self.directory = Path(directory)
+        self.upload_limits = upload_limits or UploadLimits()
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._cache = diskcache.Cache(
             str(self.directory), size_limit=size_limit, eviction_policy="least-recently-used"
@@ -73,8 +82,9 @@ class Store:
 
     @classmethod
     def from_config(cls, config: Config) -> Store:
-        """The store in ``config.cache_dir`` with ``config.cache_size_limit``."""
-        return cls(config.cache_dir, config.cache_size_limit)
+        """The store in ``config.cache_dir`` with ``config.cache_size_limit`` and the
+        configured upload limits."""
+        return cls(config.cache_dir, config.cache_size_limit, config.upload_limits)
 
     # --- uploads ----------------------------------------------------------------------------
 

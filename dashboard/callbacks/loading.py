@@ -101,9 +101,41 @@ def fit_problem(model: LoadedModel, data: LoadedData) -> str | None:
     return None
 
 
-def with_options(data_ref: dict, columns: list[str] | None, channels_last: bool) -> dict:
-    """The upload reference with the chosen input columns and channel order."""
-    return {**data_ref, "input_columns": columns or None, "channels_last": bool(channels_last)}
+def with_options(
+    data_ref: dict,
+    columns: list[str] | None,
+    channels_last: bool,
+    image_mean: str | None = None,
+    image_std: str | None = None,
+) -> dict:
+    """The upload reference with the chosen input columns, channel order and image scaling
+    (``"0.5"`` or ``"0.485, 0.456, 0.406"``; both empty: pixels scaled to 0 to 1)."""
+    mean, std = parse_numbers(image_mean, "image mean"), parse_numbers(image_std, "image std")
+    if (mean is None) != (std is None):
+        raise ValueError(
+            "Give both the image mean and the std (one value, or one per channel), or neither "
+            "to scale pixels to 0 to 1."
+        )
+    return {
+        **data_ref,
+        "input_columns": columns or None,
+        "channels_last": bool(channels_last),
+        "image_mean": mean,
+        "image_std": std,
+    }
+
+
+def parse_numbers(text: str | None, what: str) -> list[float] | None:
+    """``"0.485, 0.456"`` → ``[0.485, 0.456]``; empty → None."""
+    if not text or not text.strip():
+        return None
+    try:
+        return [float(part) for part in text.replace(";", ",").split(",") if part.strip()]
+    except ValueError:
+        raise ValueError(
+            f"The {what} {text!r} is not a list of numbers: write one value, or one per "
+            "channel separated by commas, e.g. 0.485, 0.456, 0.406."
+        ) from None
 
 
 def receive_reference(

@@ -80,15 +80,20 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
     @app.callback(
         Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
         Input(ids.DATA_COLUMNS, "value"), Input(ids.DATA_CHANNELS_LAST, "value"),
+        Input(ids.DATA_IMAGE_MEAN, "value"), Input(ids.DATA_IMAGE_STD, "value"),
         State(ids.DATA_REF, "data"), State(ids.MODEL_REF, "data"), prevent_initial_call=True,
     )  # fmt: skip
-    def choose_data_options(columns, channels_last, data_ref, model_ref):
+    def choose_data_options(columns, channels_last, mean, std, data_ref, model_ref):
         if not data_ref or data_ref["kind"] != "upload":
             return no_update, no_update, no_update
-        new_ref = loading.with_options(data_ref, columns, channels_last)
-        if new_ref == data_ref:
-            return no_update, no_update, no_update
-        return guarded(lambda: (loading.readable_data_ref(store, model_ref, new_ref),), 1)
+
+        def choose():
+            new_ref = loading.with_options(data_ref, columns, channels_last, mean, std)
+            if new_ref == data_ref:
+                return (no_update,)
+            return (loading.readable_data_ref(store, model_ref, new_ref),)
+
+        return guarded(choose, 1)
 
     @app.callback(
         Output(ids.MODEL_INFO, "children"), Output(ids.DATA_INFO, "children"),
@@ -216,8 +221,9 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
 
         def run():
             ref = jobs.run_attribution(
-                config.cache_dir, config.cache_size_limit, job["request"], set_progress
-            )
+                config.cache_dir, config.cache_size_limit, job["request"], set_progress,
+                config.upload_limits,
+            )  # fmt: skip
             return ref, "Computed."
 
         return guarded(run, 2)

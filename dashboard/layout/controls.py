@@ -55,6 +55,16 @@ def data_card() -> dbc.Card:
                         ".csv,.npy,.npz,.png,.jpg,.jpeg,.zip"),
                 dbc.Switch(id=ids.DATA_CHANNELS_LAST, label="channels last (NPY/NPZ)",
                            value=False, className="small"),
+                dbc.InputGroup(
+                    [
+                        dbc.Input(id=ids.DATA_IMAGE_MEAN, placeholder="image mean", debounce=True),
+                        dbc.Input(id=ids.DATA_IMAGE_STD, placeholder="std", debounce=True),
+                    ],
+                    size="sm", className="mb-1",
+                ),
+                dbc.FormText("Images: pixel/255 (0 to 1), or (pixel/255 − mean)/std with one "
+                             "value or one per channel, e.g. 0.485, 0.456, 0.406.",
+                             className="d-block mb-2"),
                 # Empty means every numeric column (CSV) or the input_* arrays (NPZ).
                 dcc.Dropdown(id=ids.DATA_COLUMNS, multi=True,
                              placeholder="inputs: chosen automatically (pick to change)",

@@ -222,13 +222,25 @@ def test_with_options_and_readable_data_ref(store, demo_ref):
            "channels_last": False}  # fmt: skip
     assert readable_data_ref(store, demo_ref("iris"), ref) is ref  # 5 columns: kept, not fitting
     chosen = with_options(ref, ["sl", "sw", "pl", "pw"], None)
-    assert chosen == {**ref, "input_columns": ["sl", "sw", "pl", "pw"], "channels_last": False}
+    assert chosen == {**ref, "input_columns": ["sl", "sw", "pl", "pw"], "channels_last": False,
+                      "image_mean": None, "image_std": None}  # fmt: skip
     assert ref["input_columns"] is None  # not mutated
     assert readable_data_ref(store, demo_ref("iris"), chosen) is chosen
     assert "expects" not in _text(describe(store, demo_ref("iris"), chosen)["data_info"])
     with pytest.raises(ValueError, match="f.csv has no column .nope.; choose input columns"):
         readable_data_ref(store, demo_ref("iris"), with_options(ref, ["nope"], None))
-    assert with_options(ref, [], 1) == {**ref, "input_columns": None, "channels_last": True}
+    assert with_options(ref, [], 1) == {**ref, "input_columns": None, "channels_last": True,
+                                        "image_mean": None, "image_std": None}  # fmt: skip
+
+
+def test_image_scaling_options_are_parsed():
+    ref = {"kind": "upload", "sha": "s", "input_columns": None, "channels_last": False}
+    scaled = with_options(ref, None, False, "0.485, 0.456; 0.406", " 0.2 ")
+    assert (scaled["image_mean"], scaled["image_std"]) == ([0.485, 0.456, 0.406], [0.2])
+    with pytest.raises(ValueError, match=r"Give both the image mean and the std"):
+        with_options(ref, None, False, "0.5", "")
+    with pytest.raises(ValueError, match=r"The image std 'a' is not a list of numbers"):
+        with_options(ref, None, False, "0.5", "a")
 
 
 # --- describe ------------------------------------------------------------------------------

@@ -16,14 +16,17 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from sklearn.neural_network import MLPClassifier
 from support.specs import DENSE_SPEC
 from torch import nn
 
 import attribution  # noqa: F401  (registers every model format)
+from attribution.converter import keras_format
 from attribution.converter.files import model_suffixes, read_model_file
 from dashboard.images import UploadLimits
 from dashboard.uploads import read_data
@@ -31,6 +34,7 @@ from dashboard.uploads import read_data
 pytestmark = pytest.mark.filterwarnings(
     "ignore:`torch.jit.*` is deprecated:DeprecationWarning",
     "ignore::UserWarning",
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
 )
 
 FUZZ = settings(
@@ -98,7 +102,37 @@ def _model_files() -> dict[str, bytes]:
     return files | {".pt": scripted.getvalue(), ".ts": scripted.getvalue()}
 
 
-MODEL_FILES = _model_files()
+def _other_library_files(folder) -> dict[str, bytes]:
+    """Valid ONNX, scikit-learn (.skops) and Keras (.keras, .h5) files of small models."""
+    torch.manual_seed(0)
+    onnx = io.BytesIO()
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2)).eval()
+    torch.onnx.export(model, (torch.randn(1, 3),), onnx, dynamo=False)
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    mlp = MLPClassifier(hidden_layer_sizes=(4,), max_iter=50, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # not converged: fine for a seed file
+        mlp.fit(x, (x[:, 0] > 0).astype(int))
+    keras = keras_format.import_keras()
+    net = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    files = {".onnx": onnx.getvalue(), ".skops": skops.io.dumps(mlp)}
+    for suffix in (".keras", ".h5"):
+        net.save(folder / f"model{suffix}")
+        files[suffix] = (folder / f"model{suffix}").read_bytes()
+    return files
+
+
+@pytest.fixture(scope="module")
+def model_files(tmp_path_factory) -> dict[str, bytes]:
+    """A valid file of every registered model format, to truncate and alter.
+
+    Built before the fuzzing (outside its per-example deadline), which also imports the
+    other libraries the readers load lazily.
+    """
+    files = _model_files() | _other_library_files(tmp_path_factory.mktemp("models"))
+    missing = set(model_suffixes()) - set(files)
+    assert not missing, f"no seed file for {missing}: add one here"
+    return files
 
 
 def _read_data(content: bytes, name: str) -> None:
@@ -115,9 +149,9 @@ def _read_model(content: bytes, suffix: str) -> None:
         assert str(error), f"{type(error).__name__} without a message for {suffix}"
 
 
-def test_every_registered_model_format_is_fuzzed_with_a_valid_file():
+def test_every_registered_model_format_is_fuzzed_with_a_valid_file(model_files):
     assert {".json", ".pt", ".pt2", ".ts"} <= set(model_suffixes())
-    for suffix, content in MODEL_FILES.items():
+    for suffix, content in model_files.items():
         read_model_file(content, "model" + suffix)  # the seeds themselves are valid
 
 
@@ -155,15 +189,15 @@ def test_altered_data_files(name, changes):
 @pytest.mark.parametrize("suffix", model_suffixes())
 @FUZZ
 @given(content=st.binary(max_size=2048))
-def test_random_bytes_to_model_readers(suffix, content):
+def test_random_bytes_to_model_readers(model_files, suffix, content):
     _read_model(content, suffix)
 
 
 @pytest.mark.parametrize("suffix", model_suffixes())
 @FUZZ
 @given(cut=st.floats(0, 1, exclude_max=True), prefix=st.sampled_from([b"", b"PK\x03\x04"]))
-def test_truncated_model_files(suffix, cut, prefix):
-    content = MODEL_FILES.get(suffix, prefix + bytes(64))
+def test_truncated_model_files(model_files, suffix, cut, prefix):
+    content = prefix + model_files[suffix]
     _read_model(content[: int(cut * len(content))], suffix)
 
 
@@ -171,8 +205,8 @@ def test_truncated_model_files(suffix, cut, prefix):
 @FUZZ
 @given(changes=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                         min_size=1, max_size=4))  # fmt: skip
-def test_altered_model_files(suffix, changes):
-    content = bytearray(MODEL_FILES.get(suffix, bytes(64)))
+def test_altered_model_files(model_files, suffix, changes):
+    content = bytearray(model_files[suffix])
     for where, value in changes:
         content[int(where * len(content))] = value
     _read_model(bytes(content), suffix)

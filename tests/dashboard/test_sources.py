@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 import demo_data
 from dashboard import sources
+from dashboard.images import UploadLimits
 from dashboard.sources import data_from_ref, model_from_ref, ref_hash
+from dashboard.store import Store
 
 CATALOGUE = json.loads((demo_data.FILES / "demos.json").read_text(encoding="utf-8"))["demos"]
 
@@ -143,3 +146,22 @@ def test_demo_data_carries_the_feature_names_of_tabular_demos(store, demo_ref, n
     data = data_from_ref(store, demo_ref(name), model)
     expected = model.input_names[0][0] if tabular else None
     assert data.input_names == expected
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_uploaded_images_follow_the_scaling_and_the_stores_limits(tmp_path, image_model):
+    pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
+    with Store(tmp_path / "a") as store:
+        ref = {"kind": "upload", "sha": store.put_bytes(_png(pixels), "x.png"),
+               "image_mean": [0.5], "image_std": [0.25]}  # fmt: skip
+        data = data_from_ref(store, ref, image_model)
+        np.testing.assert_allclose(data.arrays[0][0, 0], (pixels / 255 - 0.5) / 0.25, atol=1e-5)
+    with Store(tmp_path / "b", upload_limits=UploadLimits(max_image_pixels=32)) as small:
+        ref = {"kind": "upload", "sha": small.put_bytes(_png(pixels), "x.png")}
+        with pytest.raises(ValueError, match="pixels"):
+            data_from_ref(small, ref, image_model)
