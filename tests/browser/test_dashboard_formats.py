@@ -232,3 +232,32 @@ def test_cnn_and_a_zip_of_png_images_give_smoothgrad_heatmaps(page, tmp_path):
 
     page.settle()
     assert page.duo.get_logs() == []
+
+
+def test_torch_export_program_gets_the_gradient_family(page, tmp_path):
+    torch.manual_seed(0)
+    mlp = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 3)).eval()
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(mlp, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},))
+    model_path = tmp_path / "model.pt2"
+    torch.export.save(program, model_path)
+    values = np.random.default_rng(0).normal(size=(6, 4)).round(3)
+    csv_path = tmp_path / "table.csv"
+    lines = [",".join(FEATURES), *(",".join(map(str, row)) for row in values)]
+    csv_path.write_text("\n".join(lines) + "\n")
+
+    page.upload(ids.MODEL_UPLOAD, model_path)
+    page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)
+    assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(GRADIENT_METHODS)
+    page.upload(ids.DATA_UPLOAD, csv_path)
+    page.wait_text(ids.DATA_INFO, "6 rows", timeout=15)
+    page.choose(ids.METHOD_SELECT, "Gradient")
+
+    grid = _compute(page, "Gradient", "bar")
+    assert all(t["x"] == FEATURES for t in grid["data"] if t["type"] == "bar")
+    plotted = _plotted_y(page, ids.INDIVIDUAL_GRAPH)
+    x = torch.tensor(values[:1], dtype=torch.float32, requires_grad=True)
+    mlp(x)[0, 0].backward()
+    np.testing.assert_allclose(plotted[0], x.grad[0].numpy(), atol=1e-5)
+    page.settle()
+    assert page.duo.get_logs() == []
