@@ -228,6 +228,33 @@ def _read_spec(data: bytes, name: str) -> dict:
 _MAX_EXPANSION = 20
 
 
+def open_zip(
+    data: bytes, name: str, kind: str, max_expanded: int | None = None
+) -> tuple[zipfile.ZipFile, list[zipfile.ZipInfo]]:
+    """The zip archive in ``data`` and its entries, read in memory (never extracted).
+
+    A clear ValueError when ``data`` is no zip (``kind`` says what it should be) or its
+    entries would expand beyond ``max_expanded`` bytes (default: ``_MAX_EXPANSION`` times
+    its size plus 1 MiB, far more than a model archive needs).
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as error:
+        raise ValueError(
+            f"{name} is not a {kind}: {error}. Check that the file is complete and has the "
+            "right suffix."
+        ) from None
+    limit = _MAX_EXPANSION * len(data) + 2**20 if max_expanded is None else max_expanded
+    expanded = sum(info.file_size for info in infos)
+    if expanded > limit:
+        raise ValueError(
+            f"{name} would expand from {len(data)} to {expanded} bytes, more than the "
+            f"{limit} read from a {kind.split(' (')[0]}; it is refused."
+        )
+    return archive, infos
+
+
 def _archive(data: bytes, name: str, kind: str) -> tuple[zipfile.ZipFile, str, set[str]]:
     """The zip, its root folder and the entry names below it; refuses pickles.
 
@@ -239,26 +266,13 @@ def _archive(data: bytes, name: str, kind: str) -> tuple[zipfile.ZipFile, str, s
             f"{name} is a pickle (torch.save or pickle.dump of a Python object); loading a "
             f"pickle can run any code, so it is refused. {EXPORT_HINT}"
         )
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ValueError(
-            f"{name} is not a {kind} (a zip archive written by torch): {error}. Check that the "
-            "file is complete and has the right suffix."
-        ) from None
+    archive, infos = open_zip(data, name, f"{kind} (a zip archive written by torch)")
     roots = {info.filename.split("/", 1)[0] for info in infos}
     nested = all("/" in info.filename for info in infos)
     if len(roots) != 1 or not nested:
         raise ValueError(
             f"{name} is not a {kind}: torch writes all entries below one folder. Save the "
             "model again with torch instead of repacking the archive."
-        )
-    expanded = sum(info.file_size for info in infos)
-    if expanded > _MAX_EXPANSION * len(data) + 2**20:
-        raise ValueError(
-            f"{name} would expand from {len(data)} to {expanded} bytes, more than a model "
-            "archive written by torch; it is refused. Save the model again with torch."
         )
     root = roots.pop()
     entries = {info.filename[len(root) + 1 :] for info in infos}

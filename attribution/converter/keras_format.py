@@ -17,10 +17,8 @@ channels-last data.
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,7 @@ import numpy as np
 from attribution.converter.files import (
     ModelFormat,
     ModelObjectKind,
+    open_zip,
     register_model_format,
     register_model_object,
 )
@@ -409,7 +408,7 @@ def read_keras(data: bytes, name: str) -> dict:
         )
     suffix = os.path.splitext(name)[1].lower() or ".keras"
     if suffix == ".keras":
-        _check_archive(data, name)
+        open_zip(data, name, ".keras archive (a zip written by model.save)")
     elif not data.startswith(_HDF5_SIGNATURE):
         raise ValueError(
             f"{name} is not an HDF5 file (written by model.save('model.h5')): it lacks the "
@@ -435,23 +434,6 @@ def read_keras(data: bytes, name: str) -> dict:
                 "saved with model.save('model.keras') or model.save('model.h5')."
             ) from None
     return keras_spec(model)
-
-
-def _check_archive(data: bytes, name: str) -> None:
-    """Refuse what is not a zip, or one that would expand far beyond its size."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            expanded = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ValueError(
-            f"{name} is not a .keras archive (a zip written by model.save): {error}. Check "
-            "that the file is complete and has the right suffix."
-        ) from None
-    if expanded > _MAX_EXPANSION * len(data) + 2**20:
-        raise ValueError(
-            f"{name} would expand from {len(data)} to {expanded} bytes, far more than a "
-            "model archive; it is refused."
-        )
 
 
 def _is_keras_model(obj: Any) -> bool:

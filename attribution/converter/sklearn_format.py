@@ -41,8 +41,6 @@ skops and scikit-learn are imported on first use (extra ``sklearn``).
 
 from __future__ import annotations
 
-import io
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -50,6 +48,7 @@ import numpy as np
 from attribution.converter.files import (
     ModelFormat,
     ModelObjectKind,
+    open_zip,
     register_model_format,
     register_model_object,
 )
@@ -282,21 +281,9 @@ def read_skops(data: bytes, name: str) -> dict:
 
 
 def _check_archive(data: bytes, name: str) -> None:
-    """Refuse bytes that are no zip, or whose entries expand beyond the size bound."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            entries = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise ValueError(
-            f"{name} is not a .skops file (a zip archive written by skops.io.dump): {error}. "
-            "Check that the file is complete and has the right suffix."
-        ) from None
-    expanded = sum(entry.file_size for entry in entries)
-    if expanded > 4 * MAX_SKOPS_BYTES:
-        raise ValueError(
-            f"{name} would expand to {expanded} bytes, more than the {4 * MAX_SKOPS_BYTES} "
-            "read from a .skops file; it is refused."
-        )
+    """Refuse bytes that are no zip, expand beyond the size bound, or lack skops' schema."""
+    kind = ".skops file (a zip archive written by skops.io.dump)"
+    _, entries = open_zip(data, name, kind, max_expanded=4 * MAX_SKOPS_BYTES)
     if "schema.json" not in {entry.filename for entry in entries}:
         raise ValueError(
             f"{name} is a zip archive without skops' schema.json, not a .skops file. Save the "

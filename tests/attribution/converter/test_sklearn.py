@@ -313,7 +313,7 @@ def test_archives_expanding_beyond_the_bound_are_refused(monkeypatch, no_loading
         archive.writestr("schema.json", b"{}")
         archive.writestr("0.npy", bytes(50_000))
     assert len(buffer.getvalue()) < 10_000
-    with pytest.raises(ValueError, match="would expand to 50002 bytes"):
+    with pytest.raises(ValueError, match="would expand from [0-9]+ to 50002 bytes"):
         read_model_file(buffer.getvalue(), "m.skops")
 
 
