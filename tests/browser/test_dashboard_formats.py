@@ -83,6 +83,15 @@ def _strips(grid: dict) -> list[str]:
     return [t.removeprefix("<b>").removesuffix("</b>") for t in texts if t.startswith("<b>")]
 
 
+def _table(tmp_path):
+    """6 rows of the 4 features, and the CSV file with them under a header."""
+    values = np.random.default_rng(0).normal(size=(6, 4)).round(3)
+    csv_path = tmp_path / "table.csv"
+    lines = [",".join(FEATURES), *(",".join(map(str, row)) for row in values)]
+    csv_path.write_text("\n".join(lines) + "\n")
+    return values, csv_path
+
+
 def _compute(page, method: str, trace_type: str) -> dict:
     """Click Compute; the individual grid once it shows ``trace_type`` traces."""
     page.click(ids.COMPUTE_BUTTON)
@@ -97,10 +106,7 @@ def test_onnx_mlp_and_csv_give_the_lrp_of_the_converted_file(page, tmp_path):
     mlp = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3), nn.Softmax(-1)).eval()
     model_path = tmp_path / "model.onnx"
     _export_onnx(mlp, torch.zeros(2, 4), model_path)
-    values = np.random.default_rng(0).normal(size=(6, 4)).round(3)
-    csv_path = tmp_path / "table.csv"
-    lines = [",".join(FEATURES), *(",".join(map(str, row)) for row in values)]
-    csv_path.write_text("\n".join(lines) + "\n")
+    values, csv_path = _table(tmp_path)
 
     page.upload(ids.MODEL_UPLOAD, model_path)
     page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)
@@ -241,10 +247,7 @@ def test_torch_export_program_gets_the_gradient_family(page, tmp_path):
     program = torch.export.export(mlp, (torch.zeros(2, 4),), dynamic_shapes=({0: batch},))
     model_path = tmp_path / "model.pt2"
     torch.export.save(program, model_path)
-    values = np.random.default_rng(0).normal(size=(6, 4)).round(3)
-    csv_path = tmp_path / "table.csv"
-    lines = [",".join(FEATURES), *(",".join(map(str, row)) for row in values)]
-    csv_path.write_text("\n".join(lines) + "\n")
+    values, csv_path = _table(tmp_path)
 
     page.upload(ids.MODEL_UPLOAD, model_path)
     page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)

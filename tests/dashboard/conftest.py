@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import demo_data
 from attribution.converter.loading import LoadedModel, load_model
 from dashboard.jobs import build_request, run_attribution
 from dashboard.sources import model_from_ref
@@ -131,3 +132,15 @@ def npz_bytes():
         return buffer.getvalue()
 
     return save
+
+
+@pytest.fixture
+def iris(demo_model) -> LoadedModel:
+    """The iris demo model, as the dashboard loads it."""
+    return demo_model("iris")
+
+
+@pytest.fixture
+def iris_x() -> np.ndarray:
+    """The iris demo's test rows."""
+    return demo_data.load_demo("iris").inputs[0]

@@ -61,16 +61,6 @@ DEFAULTS = {
 """innsight's defaults as the iris demo (Dense layers only) gets them."""
 
 
-@pytest.fixture
-def iris(demo_model):
-    return demo_model("iris")
-
-
-@pytest.fixture
-def iris_x() -> np.ndarray:
-    return demo_data.load_demo("iris").inputs[0]
-
-
 def _array(result) -> np.ndarray:
     return result.get_result("array")
 

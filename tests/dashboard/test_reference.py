@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import attribution
-import demo_data
 from attribution import DeepLift, DeepSHAP, ExpectedGradient, IntegratedGradient
 from dashboard.callbacks import loading
 from dashboard.config import Config
@@ -20,16 +19,6 @@ from dashboard.methods import canonical_params, run_method, sample_rows
 
 IRIS = {"kind": "demo", "name": "iris"}
 LIMIT = 50 * 1024**2
-
-
-@pytest.fixture
-def iris(demo_model):
-    return demo_model("iris")
-
-
-@pytest.fixture
-def iris_x() -> np.ndarray:
-    return demo_data.load_demo("iris").inputs[0]
 
 
 def _csv(rows: np.ndarray, header: str = "a,b,c,d") -> bytes:
