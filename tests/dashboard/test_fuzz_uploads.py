@@ -35,6 +35,8 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:`torch.jit.*` is deprecated:DeprecationWarning",
     "ignore::UserWarning",
     "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning",
+    "ignore:You are using the legacy TorchScript-based ONNX export:DeprecationWarning",
+    "ignore:The feature will be removed:DeprecationWarning",
 )
 
 FUZZ = settings(
