@@ -34,7 +34,7 @@ timed the same way.
 
 A run uses a new app on a fresh cache folder and a new page, so its first compute starts
 a background job; the page's stores are per origin and every app gets a new port. The
-dashboard keeps recent results in memory (``dashboard.callbacks.views._RESULTS``, by
+dashboard keeps recent results in memory (``dashboard.callbacks.views.RESULTS``, by
 request key, and a fresh cache folder gives the same key); it is emptied before each run
 so that the first compute also loads its result from the new store. Loaded models stay in
 memory, as they do in a long-running server. Full run: one warm-up run per case (not
@@ -542,7 +542,7 @@ def traces(driver) -> str:
 def one_run(driver, case: Case, work: Path, log: ServerLog, run: int) -> Run:
     """Load a fresh app, time the first compute, then the same request from a fresh page
     (answered from the cache)."""
-    views._RESULTS.clear()  # the in-memory result memo: a fresh store must be read
+    views.RESULTS.clear()  # the in-memory result memo: a fresh store must be read
     with serve(work / f"cache-{case.demo}-{run}", log) as url:
         prepare(driver, url, case)
 

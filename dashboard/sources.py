@@ -17,46 +17,48 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from functools import lru_cache
 from typing import Any
 
 import demo_data
 from attribution.converter.loading import LoadedModel, load_model
+from dashboard.memo import LastUsed
 from dashboard.store import Store
 from dashboard.uploads import LoadedData, check_data_fits, read_data
 
-_MODELS: OrderedDict[str, LoadedModel] = OrderedDict()
-_MODELS_KEPT = 16
+MODELS: LastUsed[LoadedModel] = LastUsed(16)
+"""Models loaded in this process, by reference."""
+DATA: LastUsed[LoadedData] = LastUsed(16)
+"""Data read in this process, by reference, model shape and upload limits."""
 
 
 def model_from_ref(store: Store, ref: dict[str, Any]) -> LoadedModel:
     """The model a reference points to (raises ValueError with the reason if it cannot be
     read or converted). The last few are kept in memory: an upload's bytes never change."""
-    key = _canonical(ref)
-    if key in _MODELS:
-        _MODELS.move_to_end(key)
-        return _MODELS[key]
+    return MODELS.get(_canonical(ref), lambda: _load_model(store, ref))
+
+
+def _load_model(store: Store, ref: dict[str, Any]) -> LoadedModel:
     if ref["kind"] == "demo":
         demo = demo_data.load_demo(ref["name"])
-        model = load_model(
+        return load_model(
             demo.model,
             input_dim=demo.input_dim,
             input_names=demo.input_names,
             output_names=demo.output_names,
         )
-    else:
-        upload = store.get_upload(ref["sha"])
-        model = load_model(upload.data, upload.filename, input_dim=ref.get("input_dim"))
-    _MODELS[key] = model
-    while len(_MODELS) > _MODELS_KEPT:
-        _MODELS.popitem(last=False)
-    return model
+    upload = store.get_upload(ref["sha"])
+    return load_model(upload.data, upload.filename, input_dim=ref.get("input_dim"))
 
 
 def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedData:
     """The data a reference points to, checked against nothing yet (see
     :func:`dashboard.uploads.check_data_fits`)."""
+    key = (_canonical(ref), repr(model.input_dim), repr(store.upload_limits))
+    return DATA.get(key, lambda: _read_data(store, ref, model))
+
+
+def _read_data(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedData:
     if ref["kind"] == "demo":
         demo = demo_data.load_demo(ref["name"])
         tabular = len(demo.input_dim) == 1 and len(demo.input_dim[0]) == 1

@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -16,27 +15,25 @@ import plotly.graph_objects as go
 
 import attribution
 from attribution.result import AttributionResult
+from dashboard.memo import LastUsed
 from dashboard.store import Store
 
-_RESULTS: OrderedDict[str, AttributionResult] = OrderedDict()
-_RESULTS_KEPT = 8
+RESULTS: LastUsed[AttributionResult] = LastUsed(8)
+"""Results read in this process, by key."""
 
 
 def load_result(store: Store, result_ref: dict) -> AttributionResult:
     """The result behind a page's reference (the last few are kept in memory)."""
-    key = result_ref["key"]
-    if key in _RESULTS:
-        _RESULTS.move_to_end(key)
-        return _RESULTS[key]
+    return RESULTS.get(result_ref["key"], lambda: _read_result(store, result_ref["key"]))
+
+
+def _read_result(store: Store, key: str) -> AttributionResult:
     result = store.get_result(key)
     if result is None:
         raise KeyError(
             "This result is no longer in the cache (evicted to keep it within its size "
             "limit): press Compute again."
         )
-    _RESULTS[key] = result
-    while len(_RESULTS) > _RESULTS_KEPT:
-        _RESULTS.popitem(last=False)
     return result
 
 

@@ -165,3 +165,16 @@ def test_uploaded_images_follow_the_scaling_and_the_stores_limits(tmp_path, imag
         ref = {"kind": "upload", "sha": small.put_bytes(_png(pixels), "x.png")}
         with pytest.raises(ValueError, match="pixels"):
             data_from_ref(small, ref, image_model)
+
+
+def test_data_is_read_once_per_reference(store, demo_ref, monkeypatch):
+    model = model_from_ref(store, demo_ref("iris"))
+    ref = {"kind": "upload", "sha": store.put_bytes(b"a,b,c,d\n1,2,3,4\n", "once.csv")}
+    reads = []
+    monkeypatch.setattr(sources, "read_data", lambda *a, **k: reads.append(a) or "read")
+    sources.DATA.clear()
+    assert data_from_ref(store, ref, model) == data_from_ref(store, ref, model) == "read"
+    assert len(reads) == 1
+    data_from_ref(store, {**ref, "channels_last": True}, model)  # other options: read again
+    assert len(reads) == 2
+    sources.DATA.clear()
