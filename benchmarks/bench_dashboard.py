@@ -92,8 +92,8 @@ from flask import g, request
 from harness import format_table, parse_arguments
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
-from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.common.by import By
+from support.browser import chromium_options  # harness put tests/ on the path
 from werkzeug.serving import make_server
 
 import demo_data
@@ -102,18 +102,6 @@ from dashboard.app import create_app
 from dashboard.callbacks import views
 from dashboard.config import Config
 
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-    "--disable-extensions",
-    "--no-sandbox",
-    "--disable-dev-shm-usage",
-    "--disable-gpu",
-)
 WINDOW = (1400, 1400)
 """Large enough that the Compute button is not covered (see the browser tests)."""
 TIMEOUT = 120.0
@@ -262,12 +250,7 @@ def serve(cache_dir: Path, log: ServerLog) -> Iterator[str]:
 
 
 def browser() -> webdriver.Chrome:
-    options = Options()
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium:
-        options.binary_location = chromium
+    options = chromium_options("--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu")
     driver = webdriver.Chrome(options=options)
     driver.set_window_size(*WINDOW)
     return driver

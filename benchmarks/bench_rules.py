@@ -50,8 +50,6 @@ import copy
 import importlib
 import importlib.metadata
 import statistics
-import sys
-import types
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,40 +72,12 @@ from harness import (
     repeats,
     seconds,
 )
+from support.peers import import_zennit  # harness put tests/ on the path
 from torch import Tensor, nn
 
 from attribution import LRP, Converter, DeepLift, DeepSHAP
 
-
-def _import_zennit() -> types.ModuleType:
-    """Zennit, imported with stand-ins for torchvision's ResNet block classes.
-
-    ``zennit.torchvision`` (imported by ``zennit/__init__``) imports
-    ``torchvision.models.resnet`` for its canonizers of torchvision models, and torchvision
-    does not install beside the CPU torch used here. The rules and composites timed here do
-    not touch those classes (same trick as the ``zennit`` fixture in tests/conftest.py).
-    """
-    try:
-        importlib.import_module("torchvision.models.resnet")
-    except ImportError:
-        resnet = types.ModuleType("torchvision.models.resnet")
-        resnet.Bottleneck = type("Bottleneck", (nn.Module,), {})
-        resnet.BasicBlock = type("BasicBlock", (nn.Module,), {})
-        models = types.ModuleType("torchvision.models")
-        models.resnet = resnet
-        package = types.ModuleType("torchvision")
-        package.models = models
-        sys.modules.update(
-            {
-                "torchvision": package,
-                "torchvision.models": models,
-                "torchvision.models.resnet": resnet,
-            }
-        )
-    return importlib.import_module("zennit")
-
-
-zennit = _import_zennit()
+zennit = import_zennit()
 from zennit.attribution import Gradient as ZennitGradient  # noqa: E402
 from zennit.composites import LayerMapComposite, layer_map_base  # noqa: E402
 from zennit.rules import Epsilon  # noqa: E402

@@ -1,18 +1,27 @@
 """What the benchmark scripts share: the two benchmark models, timing, the table, the CLI.
 
-The scripts run as ``python benchmarks/<script>.py``, which puts this folder on the path.
+The scripts run as ``python benchmarks/<script>.py``, which puts this folder on the path;
+this module also puts ``tests/`` there, for the helpers the tests share with the
+benchmarks (``support.peers``, ``support.browser``).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
+
+_ROOT = Path(__file__).resolve().parents[1]
+# tests/ holds folders named like the packages; with the repository root on the path too,
+# the packages themselves are found first.
+sys.path[1:1] = [str(_ROOT), str(_ROOT / "tests")]
 
 N_OUTPUTS = 10
 SEED = 0
