@@ -39,13 +39,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import captum
-import torch
 from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 from harness import (
-    CASES,
     N_OUTPUTS,
     Case,
     Settings,
+    compare_with_peers,
     format_table,
     median_ms,
     parse_arguments,
@@ -258,28 +257,17 @@ def table(rows: list[Row], markdown: bool) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(__doc__.split("\n\n")[0], argv)
-    settings, memory_budget = args.settings, args.memory_budget
     # Captum asks for gradients on the input itself and says so on every call.
     warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
 
-    print(
-        f"torch {torch.__version__}, captum {captum.__version__}, "
-        f"{torch.get_num_threads()} threads, {'quick' if args.quick else 'full'} run, "
-        f"memory_budget={args.memory_budget_text}"
+    compare_with_peers(
+        args,
+        f"captum {captum.__version__}",
+        check_agreement,
+        run_case,
+        table,
+        lambda r: f"{r.model} {r.method}" if max(r.ours, r.direct) > r.captum else None,
     )
-    cases = [CASES[name]() for name in args.models]
-
-    print("\nAgreement with Captum on output 0 (max |ours - captum|, max |captum|):")
-    for case in cases:
-        for label, diff, scale in check_agreement(case):
-            print(f"  {label:<45} {diff:.3g}  (scale {scale:.3g})")
-
-    print("\nTiming (all outputs; median ms):", flush=True)
-    rows = [row for case in cases for row in run_case(case, settings, memory_budget)]
-    print()
-    print(table(rows, args.markdown))
-    slower = [f"{r.model} {r.method}" for r in rows if max(r.ours, r.direct) > r.captum]
-    print("\nEvery ratio <= 1.0." if not slower else f"\nRatio > 1.0 for: {', '.join(slower)}.")
 
 
 if __name__ == "__main__":

@@ -61,11 +61,11 @@ from captum.attr import DeepLift as CaptumDeepLift
 from captum.attr import DeepLiftShap
 from captum.attr._utils.lrp_rules import EpsilonRule
 from harness import (
-    CASES,
     N_OUTPUTS,
     SEED,
     Case,
     Settings,
+    compare_with_peers,
     format_table,
     median_ms,
     parse_arguments,
@@ -324,30 +324,18 @@ def table(rows: list[Row], markdown: bool) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_arguments(__doc__.split("\n\n")[0], argv)
-    settings, memory_budget = args.settings, args.memory_budget
     # Captum asks for gradients on the input itself and announces its hooks on every call.
     warnings.filterwarnings("ignore", message="Input Tensor .* did not already require gradients")
     warnings.filterwarnings("ignore", message="Setting forward, backward hooks and attributes")
 
-    print(
-        f"torch {torch.__version__}, captum {captum.__version__}, "
-        f"zennit {importlib.metadata.version('zennit')}, "
-        f"{torch.get_num_threads()} threads, {'quick' if args.quick else 'full'} run, "
-        f"memory_budget={args.memory_budget_text}"
+    compare_with_peers(
+        args,
+        f"captum {captum.__version__}, zennit {importlib.metadata.version('zennit')}",
+        check_agreement,
+        run_case,
+        table,
+        lambda r: f"{r.model} {r.method} vs {r.peer}" if r.ours > r.peer_ms else None,
     )
-    cases = [CASES[name]() for name in args.models]
-
-    print("\nAgreement on output 0 (max |ours - peer|, max |peer|; float32):")
-    for case in cases:
-        for label, diff, scale in check_agreement(case):
-            print(f"  {label:<45} {diff:.3g}  (scale {scale:.3g})")
-
-    print("\nTiming (all outputs; median ms):", flush=True)
-    rows = [row for case in cases for row in run_case(case, settings, memory_budget)]
-    print()
-    print(table(rows, args.markdown))
-    slower = [f"{r.model} {r.method} vs {r.peer}" for r in rows if r.ours > r.peer_ms]
-    print("\nEvery ratio <= 1.0." if not slower else f"\nRatio > 1.0 for: {', '.join(slower)}.")
 
 
 if __name__ == "__main__":

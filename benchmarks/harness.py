@@ -164,3 +164,31 @@ def parse_arguments(
         )
         args.memory_budget = None if args.memory_budget is None else int(args.memory_budget * 2**20)
     return args
+
+
+def compare_with_peers(
+    args: argparse.Namespace,
+    peers: str,
+    check_agreement: Callable[[Case], Sequence[tuple[str, float, float]]],
+    run_case: Callable[[Case, Settings, int | None], Sequence],
+    table: Callable[[Sequence, bool], str],
+    slower: Callable[[object], str | None],
+) -> None:
+    """The report of a peer benchmark: versions, agreement on output 0, the timing table,
+    and which rows are slower than the peer (``slower(row)`` names a slower row, else None).
+    """
+    print(
+        f"torch {torch.__version__}, {peers}, {torch.get_num_threads()} threads, "
+        f"{'quick' if args.quick else 'full'} run, memory_budget={args.memory_budget_text}"
+    )
+    cases = [CASES[name]() for name in args.models]
+    print("\nAgreement on output 0 (max |ours - peer|, max |peer|):")
+    for case in cases:
+        for label, diff, scale in check_agreement(case):
+            print(f"  {label:<45} {diff:.3g}  (scale {scale:.3g})")
+    print("\nTiming (all outputs; median ms):", flush=True)
+    rows = [row for case in cases for row in run_case(case, args.settings, args.memory_budget)]
+    print()
+    print(table(rows, args.markdown))
+    named = [name for name in map(slower, rows) if name]
+    print("\nEvery ratio <= 1.0." if not named else f"\nRatio > 1.0 for: {', '.join(named)}.")
