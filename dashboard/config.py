@@ -18,6 +18,10 @@ _POSITIVE = (
     "max_uncompressed_bytes",
     "max_zip_members",
     "max_image_pixels",
+    "max_instance_values",
+    "workers",
+    "max_rows",
+    "max_samples",
 )
 
 
@@ -25,6 +29,11 @@ def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/innsight-dashboard``, or ``~/.cache/innsight-dashboard``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "innsight-dashboard"
+
+
+def default_workers() -> int:
+    """One job per core (each job then runs torch on one thread)."""
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,26 @@ class Config:
         The most files an uploaded zip may hold.
     max_image_pixels : int, default=16 million
         The most pixels (height × width) an uploaded image may declare.
+    max_instance_values : int, default=4 million
+        The most values one instance may have at the input or any layer of an uploaded
+        model (checked from the declared shapes, before anything is allocated).
+    trust_torchscript : bool, default=False
+        Accept TorchScript uploads (``--trust-torchscript``). TorchScript runs code from
+        the file when it is loaded, so it is refused unless every uploader is trusted.
+    workers : int, default=the number of cores
+        Jobs that run at once; the rest wait in a queue. Each job gets
+        ``max(1, cores // workers)`` torch threads.
+    job_time_limit : float, default=300
+        Seconds a job may run before it is stopped and reported as failed.
+    max_rows : int, default=1000
+        The most rows one request may explain.
+    max_samples : int, default=1000
+        The most samples, path steps, background rows or reference rows of a request
+        (``n``, ``sample_size``, ``limit_ref``).
+    redis_url : str, default=None
+        ``redis://host:port/db``: jobs run on Celery workers with Redis as broker and
+        the store for uploads and results (see the README); None runs them in worker
+        processes of this server, with the store in ``cache_dir``.
     debug : bool, default=False
         Dash's debug mode (reloader and error pages); never on a shared server.
     model_file, data_file : path, default=None
@@ -68,6 +97,13 @@ class Config:
     max_uncompressed_bytes: int = 200 * MB
     max_zip_members: int = 10_000
     max_image_pixels: int = 16_000_000
+    max_instance_values: int = 4_000_000
+    trust_torchscript: bool = False
+    workers: int = field(default_factory=default_workers)
+    job_time_limit: float = 300.0
+    max_rows: int = 1000
+    max_samples: int = 1000
+    redis_url: str | None = None
     debug: bool = False
     model_file: Path | None = None
     data_file: Path | None = None
@@ -81,6 +117,9 @@ class Config:
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 unit = "number of bytes" if name.endswith(("_bytes", "_limit")) else "number"
                 raise ValueError(f"{name} must be a positive {unit}; got {value!r}.")
+        limit = self.job_time_limit
+        if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not limit > 0:
+            raise ValueError(f"job_time_limit must be a positive number of seconds; got {limit!r}.")
         if self.max_upload_bytes > self.cache_size_limit:
             raise ValueError(
                 f"max_upload_bytes ({self.max_upload_bytes}) exceeds cache_size_limit "
@@ -96,6 +135,8 @@ class Config:
             max_uncompressed_bytes=self.max_uncompressed_bytes,
             max_zip_members=self.max_zip_members,
             max_image_pixels=self.max_image_pixels,
+            max_instance_values=self.max_instance_values,
+            trust_torchscript=self.trust_torchscript,
         )
 
 
@@ -151,6 +192,38 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         default=defaults["max_image_pixels"],
         help="most pixels of an uploaded image (%(default)s)",
     )
+    parser.add_argument(
+        "--max-instance-values",
+        type=int,
+        default=defaults["max_instance_values"],
+        help="most values per instance at any layer of an uploaded model (%(default)s)",
+    )
+    parser.add_argument(
+        "--trust-torchscript",
+        action="store_true",
+        help="accept TorchScript uploads, which run code from the file (trusted users only)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="jobs run at once (the number of cores)"
+    )
+    parser.add_argument(
+        "--job-time-limit",
+        type=float,
+        default=defaults["job_time_limit"],
+        help="seconds a job may run (%(default)s)",
+    )
+    parser.add_argument(
+        "--max-rows", type=int, default=defaults["max_rows"], help="rows per request (%(default)s)"
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=int,
+        default=defaults["max_samples"],
+        help="samples, steps or reference rows per request (%(default)s)",
+    )
+    parser.add_argument(
+        "--redis-url", help="run jobs on Celery workers with this Redis (redis://host:6379/0)"
+    )
     parser.add_argument("--model", type=Path, help="a model file every page starts with")
     parser.add_argument("--data", type=Path, help="a data file every page starts with")
     parser.add_argument("--debug", action="store_true", help="Dash debug mode")
@@ -163,10 +236,18 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "max_uncompressed_bytes": round(args.max_uncompressed_mb * MB),
         "max_zip_members": args.max_zip_members,
         "max_image_pixels": args.max_image_pixels,
+        "max_instance_values": args.max_instance_values,
+        "trust_torchscript": args.trust_torchscript,
+        "job_time_limit": args.job_time_limit,
+        "max_rows": args.max_rows,
+        "max_samples": args.max_samples,
+        "redis_url": args.redis_url,
         "debug": args.debug,
         "model_file": args.model,
         "data_file": args.data,
     }
     if args.cache_dir is not None:
         settings["cache_dir"] = args.cache_dir
+    if args.workers is not None:
+        settings["workers"] = args.workers
     return Config(**settings)

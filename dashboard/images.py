@@ -48,12 +48,18 @@ class UploadLimits:
         The most files a zip may hold.
     max_image_pixels : int, default=16 million
         The most pixels (height × width) one image may declare.
+    max_instance_values : int, default=4 million
+        Models: the most values one instance may have at the input or any layer.
+    trust_torchscript : bool, default=False
+        Models: whether TorchScript files (which run code when loaded) are accepted.
     """
 
     max_member_bytes: int = 50 * MB
     max_uncompressed_bytes: int = 200 * MB
     max_zip_members: int = 10_000
     max_image_pixels: int = 16_000_000
+    max_instance_values: int = 4_000_000
+    trust_torchscript: bool = False
 
 
 @dataclass
