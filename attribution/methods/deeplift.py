@@ -27,6 +27,7 @@ from attribution.methods.base import (
     forward_in_chunks,
     select_outputs,
 )
+from attribution.methods.samplers import SEED_DOC, check_seed, seeded_generator
 from attribution.rules import DEEPLIFT_RULES, stabilizer
 
 
@@ -134,6 +135,7 @@ class DeepSHAP(InterpretingMethod):
         At most this many reference rows, drawn without replacement.
     winner_takes_all : bool, default=True
         See :class:`DeepLift`.
+    {seed}
 
     Notes
     -----
@@ -161,6 +163,7 @@ class DeepSHAP(InterpretingMethod):
         data_ref: Any = None,
         limit_ref: int = 100,
         winner_takes_all: bool = True,
+        seed: int | None = None,
         verbose: bool = False,
         dtype: DType = "float",
         progress_callback: ProgressCallback | None = None,
@@ -169,16 +172,20 @@ class DeepSHAP(InterpretingMethod):
         rule_name = _check_rule(rule_name)
         limit_ref = check_int(limit_ref, "limit_ref")
         winner_takes_all = check_bool(winner_takes_all, "winner_takes_all")
+        seed = check_seed(seed)
         self._attribute(
             converter,
             data,
-            lambda request: _shapley_contributions(request, rule_name, winner_takes_all, limit_ref),
+            lambda request: _shapley_contributions(
+                request, rule_name, winner_takes_all, limit_ref, seed
+            ),
             common=common_arguments(locals()),
             value_name="Contribution",
             fields={
                 "rule_name": repr(rule_name),
                 "limit_ref": str(limit_ref),
                 "winner_takes_all": str(winner_takes_all),
+                "seed": str(seed),
             },
             reference=("data_ref", data_ref, False),
         )
@@ -209,12 +216,15 @@ def _contributions(request: Request, rule_name: str, winner_takes_all: bool) -> 
 
 
 def _shapley_contributions(
-    request: Request, rule_name: str, winner_takes_all: bool, limit_ref: int
+    request: Request, rule_name: str, winner_takes_all: bool, limit_ref: int, seed: int | None
 ) -> dict:
     model = request.view.model
     references = request.references
     if len(references[0]) > limit_ref:
-        keep = torch.randperm(len(references[0]), device=references[0].device)[:limit_ref]
+        device = references[0].device
+        keep = torch.randperm(
+            len(references[0]), device=device, generator=seeded_generator(seed, device)
+        )[:limit_ref]
         references = [r[keep] for r in references]
     n_refs, n_rows = len(references[0]), len(request.inputs[0])
     n_outputs = sum(len(idx) for idx in request.output_idx if idx)
@@ -287,3 +297,4 @@ def _targets(pass_: ForwardPass, ignore_last_act: bool) -> list[Tensor]:
 
 for _method in (DeepLift, DeepSHAP):
     _method.__doc__ = _method.__doc__.replace("{common}", COMMON_DOC.strip("\n").lstrip())
+    _method.__doc__ = _method.__doc__.replace("{seed}", SEED_DOC)

@@ -23,10 +23,13 @@ from attribution.methods.base import (
     select_outputs,
 )
 from attribution.methods.samplers import (
+    SEED_DOC,
     InstancePoints,
     NoisyPoints,
     PathPoints,
     ReferencePathPoints,
+    check_seed,
+    seeded_generator,
 )
 
 
@@ -63,6 +66,22 @@ def explain_gradients(
         "preds": select_outputs(outputs, output_idx),
         "decomp_goal": select_outputs(targets, output_idx),
     }
+
+
+def noisy_points(
+    data: list[Tensor], n: int, noise_level: float, times_input: bool, seed: int | None
+) -> NoisyPoints:
+    """SmoothGrad's points, with noise from a generator seeded with ``seed`` (None: torch's
+    global one)."""
+    return NoisyPoints(data, n, noise_level, times_input, seeded_generator(seed, data[0].device))
+
+
+def reference_path_points(
+    data: list[Tensor], data_ref: list[Tensor], n: int, seed: int | None
+) -> ReferencePathPoints:
+    """ExpectedGradient's points, drawn from a generator seeded with ``seed`` (None:
+    torch's global one)."""
+    return ReferencePathPoints(data, data_ref, n, seeded_generator(seed, data[0].device))
 
 
 def _gradients_of(
@@ -156,6 +175,7 @@ class SmoothGrad(InterpretingMethod):
         Noisy copies per instance.
     noise_level : float, default=0.1
         The noise's standard deviation relative to the input range.
+    {seed}
 
     Notes
     -----
@@ -182,6 +202,7 @@ class SmoothGrad(InterpretingMethod):
         times_input: bool = False,
         n: int = 50,
         noise_level: float = 0.1,
+        seed: int | None = None,
         verbose: bool = False,
         dtype: DType = "float",
         progress_callback: ProgressCallback | None = None,
@@ -190,16 +211,18 @@ class SmoothGrad(InterpretingMethod):
         times_input = check_bool(times_input, "times_input")
         n = check_int(n, "n")
         noise_level = check_number(noise_level, "noise_level")
+        seed = check_seed(seed)
         self._attribute(
             converter,
             data,
-            _gradients_of(lambda xs, _: NoisyPoints(xs, n, noise_level, times_input)),
+            _gradients_of(lambda xs, _: noisy_points(xs, n, noise_level, times_input, seed)),
             common=common_arguments(locals()),
             value_name="Relevance" if times_input else "Gradient",
             fields={
                 "n": str(n),
                 "noise_level": f"{noise_level:g}",
                 "times_input": _times_input_field(times_input, "SmoothGrad"),
+                "seed": str(seed),
             },
         )
 
@@ -275,6 +298,7 @@ class ExpectedGradient(InterpretingMethod):
         The reference distribution (any number of rows); None is one row of zeros.
     n : int, default=50
         Draws per instance.
+    {seed}
 
     Notes
     -----
@@ -296,6 +320,7 @@ class ExpectedGradient(InterpretingMethod):
         *,
         data_ref: Any = None,
         n: int = 50,
+        seed: int | None = None,
         channels_first: bool = True,
         output_idx: Any = None,
         output_label: Any = None,
@@ -306,16 +331,18 @@ class ExpectedGradient(InterpretingMethod):
         memory_budget: int | None = None,
     ) -> None:
         n = check_int(n, "n")
+        seed = check_seed(seed)
         self._attribute(
             converter,
             data,
-            _gradients_of(lambda xs, refs: ReferencePathPoints(xs, refs, n)),
+            _gradients_of(lambda xs, refs: reference_path_points(xs, refs, n, seed)),
             common=common_arguments(locals()),
             value_name="Relevance",
-            fields={"n": str(n)},
+            fields={"n": str(n), "seed": str(seed)},
             reference=("data_ref", data_ref, False),
         )
 
 
 for _method in (Gradient, SmoothGrad, IntegratedGradient, ExpectedGradient):
     _method.__doc__ = _method.__doc__.replace("{common}", COMMON_DOC.strip("\n").lstrip())
+    _method.__doc__ = _method.__doc__.replace("{seed}", SEED_DOC)

@@ -3,9 +3,36 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
+
+from attribution._validation import check_int
+
+MAX_SEED = 2**64 - 1
+"""The largest seed a :class:`torch.Generator` takes."""
+
+SEED_DOC = """seed : int, default=None
+        Seed (0 to 2**64 − 1) of the method's own random number generator on the data's
+        device: the same seed gives the same result, in any process. None draws from
+        torch's global generator."""
+
+
+def check_seed(seed: Any) -> int | None:
+    """None, or a whole number from 0 to :data:`MAX_SEED`."""
+    if seed is None:
+        return None
+    seed = check_int(seed, "seed", minimum=0)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be an integer from 0 to 2**64 - 1; got {seed!r}.")
+    return seed
+
+
+def seeded_generator(seed: int | None, device: torch.device) -> torch.Generator | None:
+    """A new generator on ``device`` seeded with ``seed``; None (torch's global one) for
+    None."""
+    return None if seed is None else torch.Generator(device).manual_seed(seed)
 
 
 @dataclass
@@ -28,13 +55,15 @@ class NoisyPoints:
 
     ``σ = noise_level · (max − min)`` over the whole tensor of each input layer (all rows
     and features, as innsight computes it), or ``noise_level`` where that range is 0.
-    With ``times_input`` the gradient is multiplied by the noisy input.
+    With ``times_input`` the gradient is multiplied by the noisy input. The noise comes
+    from ``generator`` (None: torch's global one).
     """
 
     data: list[Tensor]
     n: int
     noise_level: float
     times_input: bool
+    generator: torch.Generator | None = None
     sigmas: list[float] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,7 +75,8 @@ class NoisyPoints:
         points = []
         for x, sigma in zip(self.data, self.sigmas, strict=True):
             clean = x[rows].unsqueeze(0)
-            noise = torch.randn(len(samples), *clean.shape[1:], dtype=x.dtype, device=x.device)
+            shape = (len(samples), *clean.shape[1:])
+            noise = torch.randn(shape, dtype=x.dtype, device=x.device, generator=self.generator)
             points.append((clean + sigma * noise).flatten(0, 1))
         return points, points if self.times_input else None
 
@@ -83,19 +113,25 @@ class ReferencePathPoints:
     """ExpectedGradient: ``r + α(x − r)``, gradients times ``x − r``.
 
     For each instance and sample a reference row ``r`` is drawn uniformly with replacement
-    from ``data_ref`` and ``α ~ U(0, 1)``; the same draws serve every input layer.
+    from ``data_ref`` and ``α ~ U(0, 1)``; the same draws serve every input layer. They
+    come from ``generator`` (None: torch's global one).
     """
 
     data: list[Tensor]
     data_ref: list[Tensor]
     n: int
+    generator: torch.Generator | None = None
     draws: Tensor = field(init=False)
     alphas: Tensor = field(init=False)
 
     def __post_init__(self) -> None:
         x = self.data[0]
-        self.draws = torch.randint(len(self.data_ref[0]), (len(x), self.n), device=x.device)
-        self.alphas = torch.rand(len(x), self.n, dtype=x.dtype, device=x.device)
+        self.draws = torch.randint(
+            len(self.data_ref[0]), (len(x), self.n), device=x.device, generator=self.generator
+        )
+        self.alphas = torch.rand(
+            len(x), self.n, dtype=x.dtype, device=x.device, generator=self.generator
+        )
 
     def points(self, samples: range, rows: slice) -> tuple[list[Tensor], list[Tensor]]:
         """The points ``samples`` of the instances ``rows``, sample-major."""

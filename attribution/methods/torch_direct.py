@@ -25,13 +25,8 @@ from attribution._validation import (
 from attribution.methods._autograd import Sampler
 from attribution.methods._progress import Progress
 from attribution.methods.base import ModelView, check_ranks, reference_inputs
-from attribution.methods.gradient import explain_gradients
-from attribution.methods.samplers import (
-    InstancePoints,
-    NoisyPoints,
-    PathPoints,
-    ReferencePathPoints,
-)
+from attribution.methods.gradient import explain_gradients, noisy_points, reference_path_points
+from attribution.methods.samplers import SEED_DOC, InstancePoints, PathPoints, check_seed
 from attribution.result import AttributionResult
 
 
@@ -92,6 +87,8 @@ def torch_smoothgrad(
     times_input: bool = False,
     dtype: DType = "float",
     return_object: bool = False,
+    *,
+    seed: int | None = None,
 ) -> Tensor | list[Tensor] | AttributionResult:
     """SmoothGrad (×Input) of a torch module, without conversion.
 
@@ -99,6 +96,10 @@ def torch_smoothgrad(
     ``N(0, σ²)``, ``σ = noise_level · (max(x) − min(x))`` over the whole data tensor (as
     :class:`~attribution.SmoothGrad`). Other arguments and the return value as
     :func:`torch_grad`.
+
+    Parameters
+    ----------
+    {seed}
 
     Examples
     --------
@@ -111,9 +112,10 @@ def torch_smoothgrad(
     times_input = check_bool(times_input, "times_input")
     n = check_int(n, "n")
     noise_level = check_number(noise_level, "noise_level")
+    seed = check_seed(seed)
     return _attribute(
         "SmoothGrad", model, data, output_idx, dtype, return_object,
-        lambda xs, _: NoisyPoints(xs, n, noise_level, times_input),
+        lambda xs, _: noisy_points(xs, n, noise_level, times_input, seed),
         value_name="Relevance" if times_input else "Gradient",
     )  # fmt: skip
 
@@ -152,17 +154,24 @@ def torch_expgrad(
     data_ref: Any = None,
     dtype: DType = "float",
     return_object: bool = False,
+    *,
+    seed: int | None = None,
 ) -> Tensor | list[Tensor] | AttributionResult:
     """Expected Gradients of a torch module, without conversion.
 
     The mean over ``n`` draws of ``(x − r) ⊙ ∇f(r + α(x − r))``, ``r`` drawn from
     ``data_ref`` (None: zeros), ``α ~ U(0, 1)``, as :class:`~attribution.ExpectedGradient`.
     Other arguments and the return value as :func:`torch_grad`.
+
+    Parameters
+    ----------
+    {seed}
     """
     n = check_int(n, "n")
+    seed = check_seed(seed)
     return _attribute(
         "ExpectedGradient", model, data, output_idx, dtype, return_object,
-        lambda xs, refs: ReferencePathPoints(xs, refs, n),
+        lambda xs, refs: reference_path_points(xs, refs, n, seed),
         value_name="Relevance",
         reference=("data_ref", data_ref, False),
     )  # fmt: skip
@@ -214,3 +223,7 @@ def _attribute(
         fields={"dtype": repr(dtype)},
         **computed,
     )
+
+
+for _function in (torch_smoothgrad, torch_expgrad):
+    _function.__doc__ = _function.__doc__.replace("{seed}", SEED_DOC)
