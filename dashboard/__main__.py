@@ -16,6 +16,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         app = create_app(config)
     except (OSError, ValueError, KeyError) as error:
         raise SystemExit(f"Cannot start the dashboard: {error}") from None
+    app.runner.start()  # workers are ready when the first page computes
     app.run(host=config.host, port=config.port, debug=config.debug)
 
 

@@ -6,54 +6,66 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-import diskcache
-from dash import Dash, DiskcacheManager
+from dash import Dash
 
 from dashboard.callbacks.register import register_callbacks
 from dashboard.config import Config
+from dashboard.jobqueue import make_runner
 from dashboard.layout import build_layout
+from dashboard.sessions import new_token
 from dashboard.sources import data_from_ref, model_from_ref
-from dashboard.store import Store
+from dashboard.store import PUBLIC, Store
 from dashboard.uploads import check_data_fits
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 """Bootstrap's CSS and the page's own, served locally: the page works offline."""
+_BODY_OVERHEAD = 1_000_000
+"""Bytes a callback request may carry besides an upload's base64 text."""
 
 
 def create_app(config: Config | None = None) -> Dash:
-    """The dashboard with its uploads, results and background jobs in ``config.cache_dir``."""
+    """The dashboard with its uploads and results in ``config``'s store and its jobs on
+    ``config``'s runner (worker processes of this server, or Celery workers); the runner
+    is ``app.runner`` (``app.runner.close()`` stops local workers)."""
     config = config or Config()
     store = Store.from_config(config)
-    jobs = diskcache.Cache(str(config.cache_dir / "jobs"))
+    runner = make_runner(config)
     app = Dash(
         __name__,
         title="innsight for Python",
         assets_folder=str(ASSETS),
-        background_callback_manager=DiskcacheManager(jobs),
         suppress_callback_exceptions=True,
     )
-    app.layout = build_layout(*preloaded_refs(store, config))
-    register_callbacks(app, store, config)
+    # bodies are refused (HTTP 413) before they are read, not after parsing them
+    app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD
+    model_ref, data_ref = preloaded_refs(store, config)
+    secret = store.secret()
+    app.layout = lambda: build_layout(model_ref, data_ref, new_token(secret))
+    register_callbacks(app, store, config, runner)
+    app.runner = runner
     return app
 
 
 def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | None]:
-    """References to ``config.model_file`` and ``config.data_file``, checked to load and
-    fit (a ValueError says what is wrong, before the server starts)."""
+    """Public references to ``config.model_file`` and ``config.data_file``, checked to load
+    and fit (a ValueError says what is wrong, before the server starts)."""
     model_ref = data_ref = None
     if config.model_file is not None:
         path = Path(config.model_file)
-        sha = store.put_bytes(path.read_bytes(), path.name)
-        model_ref = {"kind": "upload", "sha": sha, "input_dim": None}
-        model_from_ref(store, model_ref)
+        sha = store.put_bytes(path.read_bytes(), path.name, owner=PUBLIC)
+        model_ref = {"kind": "upload", "sha": sha, "input_dim": None, "public": True}
+        model_from_ref(store, model_ref, PUBLIC)
     if config.data_file is not None:
         path = Path(config.data_file)
-        sha = store.put_bytes(path.read_bytes(), path.name)
-        data_ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
+        sha = store.put_bytes(path.read_bytes(), path.name, owner=PUBLIC)
+        data_ref = {
+            "kind": "upload", "sha": sha, "input_columns": None, "channels_last": False,
+            "public": True,
+        }  # fmt: skip
         if model_ref is None:
             raise ValueError("--data needs --model: the data is read in the model's shape.")
-        model = model_from_ref(store, model_ref)
-        check_data_fits(model, data_from_ref(store, data_ref, model))
+        model = model_from_ref(store, model_ref, PUBLIC)
+        check_data_fits(model, data_from_ref(store, data_ref, model, PUBLIC))
     return model_ref, data_ref
 
 

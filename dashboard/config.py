@@ -37,6 +37,15 @@ def default_workers() -> int:
 
 
 @dataclass(frozen=True)
+class WorkLimits:
+    """The most one request may ask for: rows to explain, and samples (``n``, background
+    sample size, DeepSHAP's ``limit_ref``)."""
+
+    max_rows: int = 1000
+    max_samples: int = 1000
+
+
+@dataclass(frozen=True)
 class Config:
     """Settings of one dashboard process.
 
@@ -126,6 +135,16 @@ class Config:
                 f"({self.cache_size_limit}): an upload would evict itself. Raise "
                 "cache_size_limit or lower max_upload_bytes."
             )
+
+    @property
+    def work_limits(self) -> WorkLimits:
+        """The bounds on one request, for :func:`dashboard.jobs.build_request`."""
+        return WorkLimits(max_rows=self.max_rows, max_samples=self.max_samples)
+
+    @property
+    def torch_threads(self) -> int:
+        """Threads each job's torch uses: the cores shared by the workers."""
+        return max(1, (os.cpu_count() or 1) // self.workers)
 
     @property
     def upload_limits(self) -> UploadLimits:

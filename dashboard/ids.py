@@ -29,7 +29,9 @@ CANCEL_BUTTON = "cancel-button"
 PROGRESS = "progress"
 STATUS = "status"
 JOB_REQUEST = "job-request"
+JOB_POLL = "job-poll"
 RESULT_REF = "result-ref"
+SESSION = "session"
 
 # views
 TABS = "view-tabs"

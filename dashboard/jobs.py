@@ -1,19 +1,22 @@
-"""The background job: compute one attribution request and memoise its result.
+"""One attribution request: built and checked from the page's values, computed and
+memoised by a worker.
 
-Module-level and Dash-free, so the background callback's worker process (which sees no
-server state) and the tests call the same function.
+Module-level and Dash-free, so the job workers (which see no server state) and the tests
+call the same functions. A request names the model, data, method, canonical parameters,
+output nodes and rows; :func:`request_key` adds its owner (a session, or public for
+demos) and is the key of its result and of its job.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from attribution._names import default_input_names
 from attribution.converter.loading import LoadedModel
-from dashboard.images import UploadLimits
+from dashboard.config import WorkLimits
 from dashboard.methods import canonical_params, run_method
+from dashboard.sessions import owner_of
 from dashboard.sources import data_from_ref, model_from_ref, ref_hash, reference_from_sha
 from dashboard.store import Store, result_key
 from dashboard.uploads import check_data_fits
@@ -21,13 +24,24 @@ from dashboard.uploads import check_data_fits
 ProgressSetter = Callable[[tuple[int, int]], None]
 
 
-def request_key(request: dict[str, Any]) -> str:
-    """The memo key of a request: model, data, method, canonical parameters, outputs and
-    rows, and the engine version."""
+_SAMPLE_PARAMETERS = ("n", "sample_size", "limit_ref")
+
+
+def request_owner(request: dict[str, Any], session: str) -> str:
+    """Who the request's result belongs to: the session when it reads an upload of its
+    own (model, data or reference file), else public (demos and the server's files)."""
+    reference = {"kind": "upload"} if request["params"].get("reference_sha") else None
+    return owner_of(session, request["model"], request["data"], reference)
+
+
+def request_key(request: dict[str, Any], owner: str) -> str:
+    """The memo key of a request of ``owner``: model, data, method, canonical parameters,
+    outputs and rows, the owner and the engine version."""
     settings = {
         "params": request["params"],
         "output_idx": request["output_idx"],
         "rows": request["rows"],
+        "owner": owner,
     }
     return result_key(
         ref_hash(request["model"]), ref_hash(request["data"]), request["method"], settings
@@ -42,13 +56,17 @@ def build_request(
     raw_params: dict[str, Any],
     outputs: list[str],
     rows: Any,
+    session: str,
+    limits: WorkLimits | None = None,
 ) -> dict[str, Any]:
-    """A canonical request from the page's values; raises ValueError naming what is wrong.
+    """A canonical request of ``session`` from the page's values; raises ValueError naming
+    what is wrong.
 
     ``outputs`` are the output dropdown's ``"k:i"`` values (node ``i`` of output layer
     ``k``, 0-based), in any order: the request holds them sorted per output layer.
     ``rows`` (the first rows to explain) and a background ``sample_size`` are capped at the
-    data's number of rows; an uploaded reference file is read and checked.
+    data's number of rows; an uploaded reference file is read and checked. The rows and
+    samples asked for must be within ``limits`` (default :class:`WorkLimits`).
     """
     if not model_ref:
         raise ValueError("No model is loaded: pick a demo or upload a model first.")
@@ -56,8 +74,8 @@ def build_request(
         raise ValueError("No data is loaded: upload a data file (a demo brings its own).")
     if not method:
         raise ValueError("Choose a method first.")
-    model = model_from_ref(store, model_ref)
-    data = data_from_ref(store, data_ref, model)
+    model = model_from_ref(store, model_ref, session)
+    data = data_from_ref(store, data_ref, model, session)
     check_data_fits(model, data)
     if not outputs:
         raise ValueError("Select at least one output node.")
@@ -74,8 +92,7 @@ def build_request(
         )
     if "sample_size" in params:
         params["sample_size"] = min(params["sample_size"], data.n_rows)
-    _uploaded_reference(store, params, model, data_ref)
-    return {
+    request = {
         "model": model_ref,
         "data": data_ref,
         "method": method,
@@ -83,15 +100,54 @@ def build_request(
         "output_idx": output_idx,
         "rows": min(rows, data.n_rows),
     }
+    _check_limits(request, limits or WorkLimits())
+    _uploaded_reference(store, params, model, data_ref, session)
+    return request
 
 
-def _uploaded_reference(store: Store, params: dict, model: LoadedModel, data_ref: dict) -> Any:
+def check_request(
+    store: Store, request: dict[str, Any], session: str, limits: WorkLimits | None = None
+) -> None:
+    """Raise a ValueError unless ``request`` is what :func:`build_request` makes of its own
+    parts: a worker checks every job again before it runs it."""
+    try:
+        outputs = [f"{k}:{i}" for k, idx in enumerate(request["output_idx"]) for i in idx or []]
+        rebuilt = build_request(
+            store, request["model"], request["data"], request["method"],
+            dict(request["params"]), outputs, request["rows"], session, limits,
+        )  # fmt: skip
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"The job's request is malformed ({error!r}); it is refused.") from None
+    if rebuilt != request:
+        raise ValueError("The job's request is not a canonical request; it is refused.")
+
+
+def _check_limits(request: dict[str, Any], limits: WorkLimits) -> None:
+    if request["rows"] > limits.max_rows:
+        raise ValueError(
+            f"Rows to explain: {request['rows']} is more than this server explains at once "
+            f"({limits.max_rows}); choose fewer rows, or start the dashboard with a higher "
+            "--max-rows."
+        )
+    for name in _SAMPLE_PARAMETERS:
+        value = request["params"].get(name)
+        if value is not None and value > limits.max_samples:
+            raise ValueError(
+                f"{name} = {value} is more than this server allows ({limits.max_samples}); "
+                "choose a smaller value, or start the dashboard with a higher --max-samples."
+            )
+
+
+def _uploaded_reference(
+    store: Store, params: dict, model: LoadedModel, data_ref: dict, session: str
+) -> Any:
     """The arrays of the uploaded reference file the parameters name, or None; read with the
     data's channel order."""
     if params.get("reference_sha") is None:
         return None
     reference = reference_from_sha(
-        store, params["reference_sha"], model, one_row=params.get("reference") == "upload",
+        store, params["reference_sha"], model, session,
+        one_row=params.get("reference") == "upload",
         channels_last=bool(data_ref.get("channels_last")),
     )  # fmt: skip
     return reference.arrays
@@ -119,35 +175,33 @@ def parse_outputs(outputs: list[str], output_names: list[list[str]]) -> list[lis
 
 
 def run_attribution(
-    cache_dir: str | Path,
-    size_limit: int,
+    store: Store,
     request: dict,
+    owner: str,
     set_progress: ProgressSetter,
-    upload_limits: UploadLimits | None = None,
+    limits: WorkLimits | None = None,
 ) -> dict[str, Any]:
-    """Compute ``request``, memoise the result, and return the page's result reference.
+    """Check ``request`` of ``owner`` again, compute it, memoise the result, and return the
+    page's result reference (``{"key", "request"}``)."""
+    check_request(store, request, owner, limits)
+    model = model_from_ref(store, request["model"], owner)
+    data = data_from_ref(store, request["data"], model, owner)
+    inputs = [array[: request["rows"]] for array in data.arrays]
+    uploaded = _uploaded_reference(store, request["params"], model, request["data"], owner)
 
-    The job runs in another process: it opens the store in ``cache_dir`` itself.
-    """
-    with Store(cache_dir, size_limit, upload_limits) as store:
-        model = model_from_ref(store, request["model"])
-        data = data_from_ref(store, request["data"], model)
-        inputs = [array[: request["rows"]] for array in data.arrays]
-        uploaded = _uploaded_reference(store, request["params"], model, request["data"])
+    def progress(done: int, total: int) -> None:
+        set_progress((done, total))
 
-        def progress(done: int, total: int) -> None:
-            set_progress((done, total))
-
-        result = run_method(
-            model, inputs, request["method"], request["params"], request["output_idx"], progress,
-            reference_data=data.arrays,
-            uploaded_reference=uploaded,
-        )  # fmt: skip
-        if _has_default_names(model) and data.input_names:
-            result.input_names = [[list(data.input_names)]]  # the CSV header names features
-        key = request_key(request)
-        store.put_result(key, result)
-    return {"key": key, "request": request, "cached": False}
+    result = run_method(
+        model, inputs, request["method"], request["params"], request["output_idx"], progress,
+        reference_data=data.arrays,
+        uploaded_reference=uploaded,
+    )  # fmt: skip
+    if _has_default_names(model) and data.input_names:
+        result.input_names = [[list(data.input_names)]]  # the CSV header names features
+    key = request_key(request, owner)
+    store.put_result(key, result)
+    return {"key": key, "request": request}
 
 
 def _has_default_names(model: LoadedModel) -> bool:

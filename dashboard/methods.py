@@ -18,6 +18,7 @@ import numpy as np
 import attribution
 from attribution._validation import check_bool, check_int, check_number
 from attribution.converter.loading import LoadedModel
+from attribution.methods.samplers import MAX_SEED
 from attribution.result import AttributionResult
 from attribution.rules import DEEPLIFT_RULES, LRP_RULES, RULE_LAYER_TYPES
 
@@ -33,6 +34,7 @@ class Parameter:
     kind: str  # "bool", "int", "float", "choice", "reference", "rules", "sha"
     choices: tuple = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 PARAMETERS = {
@@ -45,6 +47,9 @@ PARAMETERS = {
                   minimum=1),
         Parameter("noise_level", "Noise level", 0.1, "Noise standard deviation as a share "
                   "of the data's range (max − min).", "float", minimum=0.0),
+        Parameter("seed", "Random seed", 0, "Seed of the method's random draws (noise, "
+                  "reference rows, path points): the same seed gives the same numbers on any "
+                  "server.", "int", minimum=0, maximum=MAX_SEED),
         Parameter("reference", "Reference input", "zeros", "What the input is compared "
                   "with: zeros, the data's mean, one row of the data, or an uploaded one-row "
                   "file (below).", "reference", choices=("zeros", "mean", "row", "upload")),
@@ -83,12 +88,12 @@ UPLOADED_ONLY = ("reference_sha",)
 """Parameters the page sets from the reference upload, not from a control of the panel."""
 METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
     "Gradient": ("times_input", *_COMMON),
-    "SmoothGrad": ("times_input", "n", "noise_level", *_COMMON),
+    "SmoothGrad": ("times_input", "n", "noise_level", "seed", *_COMMON),
     "IntegratedGradient": ("times_input", "n", *_REFERENCE, *_COMMON),
-    "ExpectedGradient": ("n", *_BACKGROUND, *_COMMON),
+    "ExpectedGradient": ("n", "seed", *_BACKGROUND, *_COMMON),
     "LRP": ("rule_name", "rule_param", "winner_takes_all", *_COMMON),
     "DeepLift": ("rule_name", *_REFERENCE, "winner_takes_all", *_COMMON),
-    "DeepSHAP": ("rule_name", "limit_ref", *_BACKGROUND, "winner_takes_all", *_COMMON),
+    "DeepSHAP": ("rule_name", "limit_ref", "seed", *_BACKGROUND, "winner_takes_all", *_COMMON),
     "ConnectionWeights": ("times_input", "dtype"),
 }
 """The parameters each method takes."""
@@ -126,6 +131,8 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
     "row" reference, ``sample_size`` and ``sample_seed`` only for the "sample" background,
     and ``reference_sha`` (the uploaded reference file's sha256, never its bytes) only when
     the reference or background is "upload", where it is required.
+    ``seed`` defaults to 0 (not the engine's None, torch's global generator), so every
+    request of a stochastic method is reproducible.
 
     Raises
     ------
@@ -202,9 +209,7 @@ def _checked(parameter: Parameter, value: Any) -> Any:
     if parameter.kind == "bool":
         return check_bool(value, name)
     if parameter.kind == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        return check_int(value, name, int(parameter.minimum or 0))
+        return _checked_int(parameter, value)
     if parameter.kind == "float":
         return check_number(value, name, parameter.minimum or 0.0)
     if parameter.kind == "sha":
@@ -216,6 +221,20 @@ def _checked(parameter: Parameter, value: Any) -> Any:
     if value not in parameter.choices:
         raise ValueError(
             f"{name} {value!r} is not allowed; choose one of {', '.join(parameter.choices)}."
+        )
+    return value
+
+
+def _checked_int(parameter: Parameter, value: Any) -> int:
+    """A whole number (``50.0`` → ``50``) within the parameter's bounds."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    minimum = int(parameter.minimum or 0)
+    value = check_int(value, parameter.name, minimum)
+    if parameter.maximum is not None and value > parameter.maximum:
+        raise ValueError(
+            f"{parameter.name} must be an integer from {minimum} to {parameter.maximum}; "
+            f"got {value!r}."
         )
     return value
 
@@ -261,7 +280,7 @@ def run_method(
     reference = kwargs.pop("reference", None)
     row = kwargs.pop("reference_row", 0)
     background = kwargs.pop("background", None)
-    size, seed = kwargs.pop("sample_size", None), kwargs.pop("sample_seed", None)
+    size, sample_seed = kwargs.pop("sample_size", None), kwargs.pop("sample_seed", None)
     if kwargs.pop("reference_sha", None) is not None and uploaded_reference is None:
         raise ValueError(f"{method} takes an uploaded reference, but none was passed.")
     if reference == "upload":
@@ -271,7 +290,7 @@ def run_method(
     if background == "upload":
         kwargs["data_ref"] = _one_or_list(uploaded_reference)
     elif background == "sample":
-        chosen = sample_rows(len(references[0]), size, seed)
+        chosen = sample_rows(len(references[0]), size, sample_seed)
         kwargs["data_ref"] = _one_or_list([x[chosen] for x in references])
     elif background is not None:
         kwargs["data_ref"] = _one_or_list(references)

@@ -9,8 +9,10 @@ A page keeps only small JSON references in its ``dcc.Store``:
 - an uploaded reference input or background set: its sha256 only (in the method's
   parameters as ``reference_sha``), read by :func:`reference_from_sha`.
 
-Loaded models are memoised per process by their reference (the bytes behind an upload's
-sha256 never change).
+An upload is read for a session (:mod:`dashboard.sessions`): its own uploads, and those
+marked ``"public": true``, the files the server was started with. Loaded models are
+memoised per process by their reference and owner (the bytes behind an upload's sha256
+never change).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import demo_data
 from attribution.converter.loading import LoadedModel, load_model
 from dashboard.memo import LastUsed
-from dashboard.store import Store
+from dashboard.store import PUBLIC, Store
 from dashboard.uploads import LoadedData, check_data_fits, read_data
 
 MODELS: LastUsed[LoadedModel] = LastUsed(16)
@@ -32,13 +34,20 @@ DATA: LastUsed[LoadedData] = LastUsed(16)
 """Data read in this process, by reference, model shape and upload limits."""
 
 
-def model_from_ref(store: Store, ref: dict[str, Any]) -> LoadedModel:
-    """The model a reference points to (raises ValueError with the reason if it cannot be
-    read or converted). The last few are kept in memory: an upload's bytes never change."""
-    return MODELS.get(_canonical(ref), lambda: _load_model(store, ref))
+def owner_of_ref(ref: dict[str, Any], session: str) -> str:
+    """Whose upload a reference reads: the server's for public files, else the session's."""
+    return PUBLIC if ref.get("public") else session
 
 
-def _load_model(store: Store, ref: dict[str, Any]) -> LoadedModel:
+def model_from_ref(store: Store, ref: dict[str, Any], session: str) -> LoadedModel:
+    """The model a reference of ``session`` points to (raises ValueError with the reason
+    if it cannot be read or converted, KeyError if it is not the session's). The last few
+    are kept in memory: an upload's bytes never change."""
+    owner = owner_of_ref(ref, session)
+    return MODELS.get((_canonical(ref), owner), lambda: _load_model(store, ref, owner))
+
+
+def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:
     if ref["kind"] == "demo":
         demo = demo_data.load_demo(ref["name"])
         return load_model(
@@ -47,24 +56,27 @@ def _load_model(store: Store, ref: dict[str, Any]) -> LoadedModel:
             input_names=demo.input_names,
             output_names=demo.output_names,
         )
-    upload = store.get_upload(ref["sha"])
+    upload = store.get_upload(ref["sha"], owner=owner)
     return load_model(upload.data, upload.filename, input_dim=ref.get("input_dim"))
 
 
-def data_from_ref(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedData:
-    """The data a reference points to, checked against nothing yet (see
+def data_from_ref(
+    store: Store, ref: dict[str, Any], model: LoadedModel, session: str
+) -> LoadedData:
+    """The data a reference of ``session`` points to, checked against nothing yet (see
     :func:`dashboard.uploads.check_data_fits`)."""
-    key = (_canonical(ref), repr(model.input_dim), repr(store.upload_limits))
-    return DATA.get(key, lambda: _read_data(store, ref, model))
+    owner = owner_of_ref(ref, session)
+    key = (_canonical(ref), owner, repr(model.input_dim), repr(store.upload_limits))
+    return DATA.get(key, lambda: _read_data(store, ref, model, owner))
 
 
-def _read_data(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedData:
+def _read_data(store: Store, ref: dict[str, Any], model: LoadedModel, owner: str) -> LoadedData:
     if ref["kind"] == "demo":
         demo = demo_data.load_demo(ref["name"])
         tabular = len(demo.input_dim) == 1 and len(demo.input_dim[0]) == 1
         names = list(demo.input_names[0][0]) if tabular else None
         return LoadedData(f"{ref['name']} (demo test set)", "npz", demo.inputs, input_names=names)
-    upload = store.get_upload(ref["sha"])
+    upload = store.get_upload(ref["sha"], owner=owner)
     return read_data(
         upload.data,
         upload.filename,
@@ -78,7 +90,13 @@ def _read_data(store: Store, ref: dict[str, Any], model: LoadedModel) -> LoadedD
 
 
 def reference_from_sha(
-    store: Store, sha: str, model: LoadedModel, *, one_row: bool, channels_last: bool = False
+    store: Store,
+    sha: str,
+    model: LoadedModel,
+    session: str,
+    *,
+    one_row: bool,
+    channels_last: bool = False,
 ) -> LoadedData:
     """The uploaded reference file behind ``sha``, read in the model's shape (all numeric
     CSV columns, or the NPZ's ``input_*`` arrays); ``one_row``: exactly one row (the
@@ -90,9 +108,9 @@ def reference_from_sha(
         The file cannot be read, does not fit the model, or has not one row when one is
         needed (the message names the file, what it holds and the fix).
     KeyError
-        Nothing is stored under ``sha`` (evicted): upload the file again.
+        ``session`` stored nothing under ``sha`` (or it was evicted): upload it again.
     """
-    upload = store.get_upload(sha)
+    upload = store.get_upload(sha, owner=session)
     reference = read_data(
         upload.data, upload.filename, channels_last=channels_last, input_dim=model.input_dim,
         limits=store.upload_limits,

@@ -1,39 +1,52 @@
-"""Uploads and results on disk: content-addressed by sha256, size-bounded, shared by processes.
+"""Uploads and results: content-addressed by sha256, owned by a session, shared by processes.
 
-Callbacks pass only hashes and result keys around; the bytes and results live here, in a
-``diskcache.Cache`` that evicts the least recently used entries beyond its size limit and
-that every process on the same folder (the server, background jobs, a restarted server)
-sees alike.
+Callbacks pass only hashes and result keys around; the bytes and results live in a
+:mod:`~dashboard.backends` backend: a size-bounded ``diskcache`` folder that every process
+on this machine sees alike (the server, its job workers, a restarted server), or Redis,
+which Celery workers on other machines reach too.
 
-Uploads are stored as raw bytes (diskcache keeps ``bytes`` values as they are), with the
-file name as the entry's tag: they are never unpickled. Results are the engine's own
-:class:`~attribution.AttributionResult` objects, which diskcache pickles; the folder must
-therefore be writable by the dashboard alone (it is created with mode 0o700).
+An upload's bytes are stored once under their sha256, and the file name under the
+session that uploaded them: a session reads only its own uploads (and the public files the
+server was started with), however it learnt a hash. Results are the engine's
+:class:`~attribution.AttributionResult`, written with ``torch.save`` and read back with
+``torch.load(weights_only=True)``: tensors, numbers, strings and lists only, so reading
+the store never unpickles anything.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import secrets
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import diskcache
+import torch
 
 import attribution
 from attribution import AttributionResult
+from dashboard.backends import Backend, DiskBackend, RedisBackend
 from dashboard.config import Config
 from dashboard.images import UploadLimits
 
-_UPLOAD = "upload/"
+PUBLIC = "public"
+"""The owner of the files the server was started with (``--model``, ``--data``)."""
+
+_BYTES = "bytes/"
+_NAME = "name/"
 _RESULT = "result/"
+_SECRET = "secret"
+_RESULT_FIELDS = (
+    "method_name", "value_name", "result", "preds", "decomp_goal", "output_idx",
+    "input_names", "output_names", "input_dim", "channels_first", "has_data",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
 class Upload:
-    """A stored file: its bytes and the name it was first uploaded under."""
+    """A stored file: its bytes and the name its session uploaded it under."""
 
     data: bytes
     filename: str
@@ -45,86 +58,89 @@ class Upload:
 
 
 class Store:
-    """A content-addressed upload store and result memo on one cache folder.
+    """The uploads and memoised results of the dashboard, on one backend.
 
     Parameters
     ----------
-    directory : path
-        The cache folder; created (private to the user) if missing.
+    backend : path or Backend
+        A folder (a :class:`~dashboard.backends.DiskBackend` is made there, created
+        private to the user) or a backend.
     size_limit : int, default=2 GiB
-        Bytes the cache may hold; least recently used entries are evicted beyond it.
+        A folder's size bound; least recently used entries are evicted beyond it.
     upload_limits : UploadLimits, default=UploadLimits()
-        What stored images and zips may hold when they are read.
+        What stored files may hold when they are read.
 
     Examples
     --------
     >>> import tempfile
     >>> with Store(tempfile.mkdtemp()) as store:
-    ...     sha = store.put_bytes(b"x,y\\n1,2\\n", "table.csv")
-    ...     store.get_upload(sha).filename
+    ...     sha = store.put_bytes(b"x,y\\n1,2\\n", "table.csv", owner="session-a")
+    ...     store.get_upload(sha, owner="session-a").filename
     'table.csv'
     """
 
     def __init__(
         self,
-        directory: str | os.PathLike,
+        backend: str | os.PathLike | Backend,
         size_limit: int = 2 * 1024**3,
         upload_limits: UploadLimits | None = None,
     ) -> None:
-        if isinstance(size_limit, bool) or not isinstance(size_limit, int) or size_limit <= 0:
-            raise ValueError(f"size_limit must be a positive number of bytes; got {size_limit!r}.")
-        self.directory = Path(directory)
+        if isinstance(backend, (str, os.PathLike)):
+            backend = DiskBackend(backend, size_limit)
+        self.backend = backend
         self.upload_limits = upload_limits or UploadLimits()
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        self._cache = diskcache.Cache(
-            str(self.directory), size_limit=size_limit, eviction_policy="least-recently-used"
-        )
 
     @classmethod
     def from_config(cls, config: Config) -> Store:
-        """The store in ``config.cache_dir`` with ``config.cache_size_limit`` and the
-        configured upload limits."""
+        """Redis at ``config.redis_url``, else ``config.cache_dir`` with its size limit;
+        with the configured upload limits."""
+        if config.redis_url:
+            return cls(RedisBackend(config.redis_url), upload_limits=config.upload_limits)
         return cls(config.cache_dir, config.cache_size_limit, config.upload_limits)
+
+    @property
+    def directory(self):
+        """The cache folder (None on Redis)."""
+        return getattr(self.backend, "directory", None)
 
     # --- uploads ----------------------------------------------------------------------------
 
-    def put_bytes(self, data: bytes, filename: str) -> str:
-        """Store an upload; returns its sha256 (hex), the same for the same bytes.
-
-        Bytes stored before keep the name they were first stored under.
-        """
+    def put_bytes(self, data: bytes, filename: str, *, owner: str) -> str:
+        """Store an upload of session ``owner``; returns its sha256 (hex)."""
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError(f"data must be bytes; got {type(data).__name__}.")
         sha = hashlib.sha256(data).hexdigest()
-        if not self.has(sha):
-            self._write(_UPLOAD + sha, bytes(data), tag=os.path.basename(filename))
+        if self.backend.get(_BYTES + sha) is None:
+            self.backend.set(_BYTES + sha, bytes(data))
+        self.backend.set(f"{_NAME}{owner}/{sha}", os.path.basename(filename).encode("utf-8"))
         return sha
 
-    def has(self, sha: str) -> bool:
-        """Whether an upload with this hash is stored (not evicted)."""
-        return _UPLOAD + sha in self._cache
+    def has(self, sha: str, *, owner: str) -> bool:
+        """Whether session ``owner`` uploaded these bytes and they are still stored."""
+        name = self.backend.get(f"{_NAME}{owner}/{sha}")
+        return name is not None and self.backend.get(_BYTES + sha) is not None
 
-    def get_upload(self, sha: str) -> Upload:
-        """The stored upload: bytes and file name.
+    def get_upload(self, sha: str, *, owner: str) -> Upload:
+        """An upload of session ``owner``: bytes and file name.
 
         Raises
         ------
         KeyError
-            Nothing is stored under ``sha`` (never uploaded, or evicted); the message says
-            to upload the file again.
+            The session uploaded nothing under ``sha``, or it was evicted; the message
+            says to upload the file again (the same for both: it tells nothing of others).
         """
-        data, filename = self._cache.get(_UPLOAD + sha, default=None, tag=True)
+        name = self.backend.get(f"{_NAME}{owner}/{sha}") if isinstance(sha, str) else None
+        data = None if name is None else self.backend.get(_BYTES + sha)
         if data is None:
             raise KeyError(
-                f"No upload with hash {sha[:12]}… is stored: it was evicted from the cache "
-                f"(size limit {self._cache.size_limit} bytes) or never uploaded. Upload the "
-                "file again."
+                f"No upload with hash {str(sha)[:12]}… is stored for this page: it was "
+                "evicted from the cache or never uploaded here. Upload the file again."
             )
-        return Upload(data, filename)
+        return Upload(data, name.decode("utf-8"))
 
-    def get_bytes(self, sha: str) -> bytes:
+    def get_bytes(self, sha: str, *, owner: str) -> bytes:
         """The stored bytes (see :meth:`get_upload`)."""
-        return self.get_upload(sha).data
+        return self.get_upload(sha, owner=owner).data
 
     # --- results ----------------------------------------------------------------------------
 
@@ -134,40 +150,50 @@ class Store:
             raise TypeError(
                 f"result must be an attribution.AttributionResult; got {type(result).__name__}."
             )
-        self._write(_RESULT + key, result)
+        self.backend.set(_RESULT + key, result_bytes(result))
 
     def get_result(self, key: str) -> AttributionResult | None:
         """The memoised result, or None if there is none (not computed, or evicted)."""
-        return self._cache.get(_RESULT + key)
-
-    def _write(self, key: str, value: Any, tag: str | None = None) -> None:
-        """Store an entry that stays readable if it fits in the cache.
-
-        When the cache is full, diskcache evicts up to ten least recently used entries at
-        once: with few entries, the new one among them. It is then written once more, into
-        the emptied cache.
-        """
-        for _ in range(2):
-            self._cache.set(key, value, tag=tag)
-            if key in self._cache:
-                return
+        data = self.backend.get(_RESULT + key)
+        return None if data is None else result_from_bytes(data)
 
     # --- housekeeping -----------------------------------------------------------------------
 
+    def secret(self) -> bytes:
+        """The server secret that signs sessions: made once, shared by every process."""
+        self.backend.add(_SECRET, secrets.token_bytes(32))
+        return self.backend.get(_SECRET)
+
     @property
     def volume(self) -> int:
-        """Bytes the cache uses on disk (its database and files)."""
-        return self._cache.volume()
+        """Bytes the cache folder uses on disk (its database and files)."""
+        return self.backend.volume()
 
     def close(self) -> None:
-        """Close the cache's database connection (it reopens on next use)."""
-        self._cache.close()
+        """Close the backend's connection (it reopens on next use)."""
+        self.backend.close()
 
     def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def result_bytes(result: AttributionResult) -> bytes:
+    """A result as ``torch.save`` bytes of plain values (see :func:`result_from_bytes`)."""
+    state = {name: getattr(result, name) for name in _RESULT_FIELDS}
+    state["fields"], state["other_fields"] = dict(result._fields), dict(result._other_fields)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def result_from_bytes(data: bytes) -> AttributionResult:
+    """The result :func:`result_bytes` wrote, read with ``weights_only=True`` (no pickle
+    of any class is ever loaded)."""
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return AttributionResult(**state)
 
 
 def result_key(model_hash: str, data_hash: str, method: str, params: dict[str, Any]) -> str:

@@ -39,13 +39,18 @@ def demo_refs(name: str) -> tuple[dict, dict]:
 
 
 def receive_model(
-    store: Store, config: Config, contents: str, filename: str, input_dim_text: str | None
+    store: Store,
+    config: Config,
+    contents: str,
+    filename: str,
+    input_dim_text: str | None,
+    session: str,
 ) -> dict:
-    """Store an uploaded model and check that it loads; its reference for the page."""
+    """Store an uploaded model of ``session`` and check that it loads; its reference."""
     data = decode_upload(contents, filename, config.max_upload_bytes)
-    sha = store.put_bytes(data, filename)
+    sha = store.put_bytes(data, filename, owner=session)
     ref = {"kind": "upload", "sha": sha, "input_dim": parse_input_dim(input_dim_text)}
-    model_from_ref(store, ref)
+    model_from_ref(store, ref, session)
     return ref
 
 
@@ -72,6 +77,7 @@ def receive_data(
     filename: str,
     model_ref: dict | None,
     channels_last: bool,
+    session: str,
 ) -> dict:
     """Store uploaded data and read it in the loaded model's shape; its reference.
 
@@ -79,16 +85,18 @@ def receive_data(
     columns to leave out); Compute refuses it until it fits.
     """
     data = decode_upload(contents, filename, config.max_upload_bytes)
-    sha = store.put_bytes(data, filename)
+    sha = store.put_bytes(data, filename, owner=session)
     ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": channels_last}
-    return readable_data_ref(store, model_ref, ref)
+    return readable_data_ref(store, model_ref, ref, session)
 
 
-def readable_data_ref(store: Store, model_ref: dict | None, data_ref: dict) -> dict:
+def readable_data_ref(
+    store: Store, model_ref: dict | None, data_ref: dict, session: str
+) -> dict:
     """``data_ref`` if its data can be read for the loaded model (a ValueError says why not)."""
     if model_ref is None:
         raise ValueError("Load a model before the data: the data is read in its shape.")
-    data_from_ref(store, data_ref, model_from_ref(store, model_ref))
+    data_from_ref(store, data_ref, model_from_ref(store, model_ref, session), session)
     return data_ref
 
 
@@ -145,6 +153,7 @@ def receive_reference(
     filename: str,
     model_ref: dict | None,
     data_ref: dict | None,
+    session: str,
 ) -> tuple[dict, list]:
     """Store an uploaded reference file and check that it reads in the model's shape (with
     the data's channel order); its reference for the page and what its info box shows.
@@ -155,10 +164,12 @@ def receive_reference(
     if model_ref is None:
         raise ValueError("Load a model before the reference file: it is read in its shape.")
     data = decode_upload(contents, filename, config.max_upload_bytes)
-    sha = store.put_bytes(data, filename)
+    sha = store.put_bytes(data, filename, owner=session)
     channels_last = bool(data_ref and data_ref.get("channels_last"))
-    model = model_from_ref(store, model_ref)
-    reference = reference_from_sha(store, sha, model, one_row=False, channels_last=channels_last)
+    model = model_from_ref(store, model_ref, session)
+    reference = reference_from_sha(
+        store, sha, model, session, one_row=False, channels_last=channels_last
+    )
     shapes = ", ".join(f"(batch, {', '.join(map(str, shape))})" for shape in reference.shapes)
     rows = "1 row" if reference.n_rows == 1 else f"{reference.n_rows} rows"
     info = [html.B(filename), f": {rows}, {shapes}"]
@@ -176,7 +187,9 @@ def reference_sha(reference_ref: dict | None) -> str | None:
     return reference_ref["sha"] if reference_ref else None
 
 
-def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dict[str, Any]:
+def describe(
+    store: Store, model_ref: dict | None, data_ref: dict | None, session: str
+) -> dict[str, Any]:
     """Everything the page shows about the loaded model and data (see the keys)."""
     empty = {
         "model_info": html.Span("No model loaded.", className="text-muted"),
@@ -186,7 +199,7 @@ def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dic
     }  # fmt: skip
     if model_ref is None:
         return empty
-    model = model_from_ref(store, model_ref)
+    model = model_from_ref(store, model_ref, session)
     summary = model_summary(model)
     options, selected = output_options(model.output_names)
     found = {
@@ -200,7 +213,7 @@ def describe(store: Store, model_ref: dict | None, data_ref: dict | None) -> dic
         "rule_types": rule_layer_types(model),
     }
     if data_ref is not None:
-        data = data_from_ref(store, data_ref, model)
+        data = data_from_ref(store, data_ref, model, session)
         preview = data_preview(data)
         found |= {
             "data_info": _data_card(preview, fit_problem(model, data)),

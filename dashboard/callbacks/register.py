@@ -1,5 +1,7 @@
 """Every callback decorator of the app. Each body passes values to a plain function of
-``loading``, ``views`` or ``dashboard.jobs`` and turns a user error into the alert."""
+``loading``, ``views``, ``compute`` or ``dashboard.jobs`` and turns a user error into the
+alert. Every callback that reads an upload or a result gets the page's session token and
+reads only what that session may (:mod:`dashboard.sessions`)."""
 
 from __future__ import annotations
 
@@ -8,40 +10,46 @@ from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
-from dashboard import ids, jobs
-from dashboard.callbacks import loading, views
+from dashboard import ids
+from dashboard.callbacks import compute, loading, views
 from dashboard.config import Config
+from dashboard.jobqueue.execute import USER_ERRORS
 from dashboard.layout.parameters import parameter_controls
+from dashboard.sessions import session_of
 from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
-USER_ERRORS = (ValueError, TypeError, KeyError)
-CACHED_STATUS = "Shown from the cache (computed before)."
+SESSION = State(ids.SESSION, "data")
 ALERT = [
     Output(ids.ERROR_ALERT, "children", allow_duplicate=True),
     Output(ids.ERROR_ALERT, "is_open", allow_duplicate=True),
 ]
 
 
-def guarded(compute: Callable[[], tuple], n_outputs: int) -> tuple:
-    """``compute()``'s outputs with the alert closed, or no change and the alert showing the
+def guarded(make: Callable[[], tuple], n_outputs: int) -> tuple:
+    """``make()``'s outputs with the alert closed, or no change and the alert showing the
     error's message (the page keeps what it had)."""
     try:
-        return (*compute(), None, False)
+        return (*make(), None, False)
     except USER_ERRORS as error:
         message = error.args[0] if error.args else repr(error)
         return (*([no_update] * n_outputs), str(message), True)
 
 
-def register_callbacks(app: Dash, store: Store, config: Config) -> None:
+def register_callbacks(app: Dash, store: Store, config: Config, runner) -> None:
     """Wire the page (see :func:`dashboard.layout.build_layout`) to the functions."""
-    _loading_callbacks(app, store, config)
-    _reference_callbacks(app, store, config)
-    _compute_callbacks(app, store, config)
-    _view_callbacks(app, store)
+    secret = store.secret()
+
+    def session(token) -> str:
+        return session_of(secret, token)
+
+    _loading_callbacks(app, store, config, session)
+    _reference_callbacks(app, store, config, session)
+    _compute_callbacks(app, store, config, runner, session)
+    _view_callbacks(app, store, session)
 
 
-def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
+def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None:
     @app.callback(
         Output(ids.MODEL_REF, "data"), Output(ids.DATA_REF, "data"), *ALERT,
         Input(ids.DEMO_SELECT, "value"), prevent_initial_call=True,
@@ -53,12 +61,14 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         Output(ids.MODEL_REF, "data", allow_duplicate=True),
         Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
         Input(ids.MODEL_UPLOAD, "contents"), State(ids.MODEL_UPLOAD, "filename"),
-        State(ids.MODEL_INPUT_DIM, "value"), State(ids.DATA_REF, "data"),
+        State(ids.MODEL_INPUT_DIM, "value"), State(ids.DATA_REF, "data"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
-    def upload_model(contents, filename, input_dim, data_ref):
+    def upload_model(contents, filename, input_dim, data_ref, token):
         def load():
-            ref = loading.receive_model(store, config, contents, filename, input_dim)
+            ref = loading.receive_model(
+                store, config, contents, filename, input_dim, session(token)
+            )
             return ref, data_ref if data_ref and data_ref["kind"] == "upload" else None
 
         return guarded(load, 2)
@@ -67,12 +77,14 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         Output(ids.DATA_REF, "data", allow_duplicate=True),
         Output(ids.DATA_COLUMNS, "value"), *ALERT,
         Input(ids.DATA_UPLOAD, "contents"), State(ids.DATA_UPLOAD, "filename"),
-        State(ids.MODEL_REF, "data"), State(ids.DATA_CHANNELS_LAST, "value"),
+        State(ids.MODEL_REF, "data"), State(ids.DATA_CHANNELS_LAST, "value"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
-    def upload_data(contents, filename, model_ref, channels_last):
+    def upload_data(contents, filename, model_ref, channels_last, token):
         def load():
-            ref = loading.receive_data(store, config, contents, filename, model_ref, channels_last)
+            ref = loading.receive_data(
+                store, config, contents, filename, model_ref, channels_last, session(token)
+            )
             return ref, None
 
         return guarded(load, 2)
@@ -81,9 +93,10 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
         Input(ids.DATA_COLUMNS, "value"), Input(ids.DATA_CHANNELS_LAST, "value"),
         Input(ids.DATA_IMAGE_MEAN, "value"), Input(ids.DATA_IMAGE_STD, "value"),
-        State(ids.DATA_REF, "data"), State(ids.MODEL_REF, "data"), prevent_initial_call=True,
+        State(ids.DATA_REF, "data"), State(ids.MODEL_REF, "data"), SESSION,
+        prevent_initial_call=True,
     )  # fmt: skip
-    def choose_data_options(columns, channels_last, mean, std, data_ref, model_ref):
+    def choose_data_options(columns, channels_last, mean, std, data_ref, model_ref, token):
         if not data_ref or data_ref["kind"] != "upload":
             return no_update, no_update, no_update
 
@@ -91,7 +104,7 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
             new_ref = loading.with_options(data_ref, columns, channels_last, mean, std)
             if new_ref == data_ref:
                 return (no_update,)
-            return (loading.readable_data_ref(store, model_ref, new_ref),)
+            return (loading.readable_data_ref(store, model_ref, new_ref, session(token)),)
 
         return guarded(choose, 1)
 
@@ -101,12 +114,12 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
         Output(ids.OUTPUT_SELECT, "options"), Output(ids.OUTPUT_SELECT, "value"),
         Output(ids.DATA_COLUMNS, "options"), Output(ids.MODEL_SUMMARY, "children"),
         Output(ids.ROWS_INPUT, "value"), *ALERT,
-        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"),
+        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"), SESSION,
         prevent_initial_call="initial_duplicate",  # a preloaded or remembered model shows
     )  # fmt: skip
-    def show_model_and_data(model_ref, data_ref):
+    def show_model_and_data(model_ref, data_ref, token):
         def describe():
-            found = loading.describe(store, model_ref, data_ref)
+            found = loading.describe(store, model_ref, data_ref, session(token))
             rows = min(50, found["n_rows"]) if found["n_rows"] else no_update
             return (
                 found["model_info"], found["data_info"], found["methods"], found["method"],
@@ -118,26 +131,27 @@ def _loading_callbacks(app: Dash, store: Store, config: Config) -> None:
 
     @app.callback(
         Output(ids.PARAMETER_PANEL, "children"),
-        Input(ids.METHOD_SELECT, "value"), State(ids.MODEL_REF, "data"),
+        Input(ids.METHOD_SELECT, "value"), State(ids.MODEL_REF, "data"), SESSION,
     )  # fmt: skip
-    def show_parameters(method, model_ref):
+    def show_parameters(method, model_ref, token):
         if not method or not model_ref:
             return parameter_controls(None, None)
-        return parameter_controls(method, model_from_ref(store, model_ref))
+        return parameter_controls(method, model_from_ref(store, model_ref, session(token)))
 
 
-def _reference_callbacks(app: Dash, store: Store, config: Config) -> None:
+def _reference_callbacks(app: Dash, store: Store, config: Config, session) -> None:
     @app.callback(
         Output(ids.REFERENCE_REF, "data"), Output(ids.REFERENCE_INFO, "children"), *ALERT,
         Input(ids.REFERENCE_UPLOAD, "contents"), State(ids.REFERENCE_UPLOAD, "filename"),
-        State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"), prevent_initial_call=True,
+        State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"), SESSION,
+        prevent_initial_call=True,
     )  # fmt: skip
-    def upload_reference(contents, filename, model_ref, data_ref):
+    def upload_reference(contents, filename, model_ref, data_ref, token):
         if contents is None:  # cleared with the model (see forget_reference)
             return (no_update,) * 4
         return guarded(
             lambda: loading.receive_reference(
-                store, config, contents, filename, model_ref, data_ref
+                store, config, contents, filename, model_ref, data_ref, session(token)
             ),
             2,
         )
@@ -161,10 +175,23 @@ def _reference_callbacks(app: Dash, store: Store, config: Config) -> None:
         return loading.area_style(values, value_ids)
 
 
-def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
+JOB_VIEW = [
+    Output(ids.JOB_REQUEST, "data", allow_duplicate=True),
+    Output(ids.JOB_POLL, "disabled", allow_duplicate=True),
+    Output(ids.COMPUTE_BUTTON, "disabled", allow_duplicate=True),
+    Output(ids.CANCEL_BUTTON, "disabled", allow_duplicate=True),
+    Output(ids.PROGRESS, "style", allow_duplicate=True),
+    Output(ids.PROGRESS, "value", allow_duplicate=True),
+    Output(ids.PROGRESS, "max", allow_duplicate=True),
+    Output(ids.STATUS, "children", allow_duplicate=True),
+]
+"""What :func:`dashboard.callbacks.compute.job_view` fills: the job, the poll, the
+buttons, the progress bar and the status line."""
+
+
+def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session) -> None:
     @app.callback(
-        Output(ids.RESULT_REF, "data", allow_duplicate=True), Output(ids.JOB_REQUEST, "data"),
-        Output(ids.STATUS, "children"), *ALERT,
+        Output(ids.RESULT_REF, "data", allow_duplicate=True), *JOB_VIEW, *ALERT,
         Input(ids.COMPUTE_BUTTON, "n_clicks"),
         State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"),
         State(ids.METHOD_SELECT, "value"),
@@ -173,10 +200,12 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
         State(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
         State(ids.OUTPUT_SELECT, "value"), State(ids.ROWS_INPUT, "value"),
         State(ids.RESULT_REF, "data"), State(ids.REFERENCE_REF, "data"),
+        State(ids.JOB_REQUEST, "data"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
-    def compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names, rule_name_ids,
-                rule_params, rule_param_ids, outputs, rows, shown, reference_ref):  # fmt: skip
+    def start_compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names,
+                      rule_name_ids, rule_params, rule_param_ids, outputs, rows, shown,
+                      reference_ref, job, token):  # fmt: skip
         raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
         raw["reference_sha"] = loading.reference_sha(reference_ref)
         if rule_name_ids:
@@ -188,61 +217,59 @@ def _compute_callbacks(app: Dash, store: Store, config: Config) -> None:
             }
 
         def start():
-            request = jobs.build_request(
-                store, model_ref, data_ref, method, raw, outputs or [], rows
-            )
-            key = jobs.request_key(request)
-            if store.get_result(key) is not None:
-                cached = {"key": key, "request": request, "cached": True}
-                unchanged = shown is not None and shown["key"] == key  # already on screen
-                return (no_update if unchanged else cached), no_update, CACHED_STATUS
-            return no_update, {"request": request, "click": n_clicks}, "Queued…"
+            me = session(token)
+            compute.leave(runner, job, me)  # a page waits for one job at a time
+            request = compute.build(store, config, model_ref, data_ref, method, raw,
+                                    outputs or [], rows, me)  # fmt: skip
+            found = compute.cached(store, request, me)
+            if found is not None:
+                unchanged = shown is not None and shown.get("key") == found["key"]
+                return (no_update if unchanged else found, *compute.job_view(None))
+            job_id = compute.submit(runner, config, request, me)
+            return (no_update, *compute.job_view({"id": job_id, "request": request}, runner,
+                                                 me))  # fmt: skip
 
-        return guarded(start, 3)
+        return guarded(start, 1 + len(JOB_VIEW))
 
     @app.callback(
-        Output(ids.RESULT_REF, "data", allow_duplicate=True),
-        Output(ids.STATUS, "children", allow_duplicate=True), *ALERT,
-        Input(ids.JOB_REQUEST, "data"),
-        background=True,
-        progress=[Output(ids.PROGRESS, "value"), Output(ids.PROGRESS, "max")],
-        running=[
-            (Output(ids.COMPUTE_BUTTON, "disabled"), True, False),
-            (Output(ids.CANCEL_BUTTON, "disabled"), False, True),
-            (Output(ids.PROGRESS, "style"), {"visibility": "visible"}, {"visibility": "hidden"}),
-        ],
-        cancel=[Input(ids.CANCEL_BUTTON, "n_clicks")],
-        interval=100,  # ms between polls for the job's end: Dash's 1 s default dominated
+        Output(ids.RESULT_REF, "data", allow_duplicate=True), *JOB_VIEW, *ALERT,
+        Input(ids.JOB_POLL, "n_intervals"), State(ids.JOB_REQUEST, "data"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
-    def run_job(set_progress, job):
+    def follow_job(_n, job, token):
         if not job:
-            return no_update, no_update, no_update, no_update
+            return (no_update,) * (3 + len(JOB_VIEW))
+        me = session(token)
+        status = runner.board.status(job["id"], me)
+        result = compute.result_ref(job) if status.state == "done" else no_update
+        failed = status.state in ("failed", "unknown")
+        alert = (status.text(), True) if failed else (no_update, no_update)
+        return (result, *compute.job_view(job, runner, me, status), *alert)
 
-        def run():
-            ref = jobs.run_attribution(
-                config.cache_dir, config.cache_size_limit, job["request"], set_progress,
-                config.upload_limits,
-            )  # fmt: skip
-            return ref, "Computed."
+    @app.callback(
+        *JOB_VIEW,
+        Input(ids.CANCEL_BUTTON, "n_clicks"), State(ids.JOB_REQUEST, "data"), SESSION,
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def cancel_job(_n, job, token):
+        compute.leave(runner, job, session(token))
+        return compute.job_view(None, status_text="Cancelled.")
 
-        return guarded(run, 2)
 
-
-def _view_callbacks(app: Dash, store: Store) -> None:
+def _view_callbacks(app: Dash, store: Store, session) -> None:
     @app.callback(
         Output(ids.INDIVIDUAL_ROWS, "options"), Output(ids.INDIVIDUAL_ROWS, "value"),
         Output(ids.INDIVIDUAL_OUTPUTS, "options"), Output(ids.INDIVIDUAL_OUTPUTS, "value"),
         Output(ids.GLOBAL_OUTPUTS, "options"), Output(ids.GLOBAL_OUTPUTS, "value"),
         Output(ids.REFERENCE_ROW, "options"), *ALERT,
-        Input(ids.RESULT_REF, "data"), prevent_initial_call="initial_duplicate",
+        Input(ids.RESULT_REF, "data"), SESSION, prevent_initial_call="initial_duplicate",
     )  # fmt: skip
-    def show_result_options(result_ref):
+    def show_result_options(result_ref, token):
         if not result_ref:
             return (no_update,) * 9
 
         def options():
-            found = views.view_options(store, result_ref)
+            found = views.view_options(store, result_ref, session(token))
             return (
                 found["rows"], found["selected_rows"], found["nodes"], found["selected_nodes"],
                 found["nodes"], found["global_nodes"], found["rows"],
@@ -254,14 +281,16 @@ def _view_callbacks(app: Dash, store: Store) -> None:
         Output(ids.INDIVIDUAL_GRAPH, "figure"), *ALERT,
         Input(ids.INDIVIDUAL_ROWS, "value"), Input(ids.INDIVIDUAL_OUTPUTS, "value"),
         Input(ids.AGGR_CHANNELS, "value"), Input(ids.PLOT_OPTIONS, "value"),
-        State(ids.RESULT_REF, "data"), prevent_initial_call=True,
+        State(ids.RESULT_REF, "data"), SESSION, prevent_initial_call=True,
     )  # fmt: skip
-    def draw_individual(rows, nodes, aggr_channels, options, result_ref):
+    def draw_individual(rows, nodes, aggr_channels, options, result_ref, token):
         if not result_ref:
             return no_update, no_update, no_update
         return guarded(
             lambda: (
-                views.individual_figure(store, result_ref, rows, nodes, aggr_channels, options),
+                views.individual_figure(
+                    store, result_ref, session(token), rows, nodes, aggr_channels, options
+                ),
             ),
             1,
         )
@@ -270,41 +299,46 @@ def _view_callbacks(app: Dash, store: Store) -> None:
         Output(ids.GLOBAL_GRAPH, "figure"), *ALERT,
         Input(ids.GLOBAL_OUTPUTS, "value"), Input(ids.PREPROCESS, "value"),
         Input(ids.REFERENCE_ROW, "value"), Input(ids.GLOBAL_AGGR_CHANNELS, "value"),
-        Input(ids.TABS, "active_tab"), State(ids.RESULT_REF, "data"), prevent_initial_call=True,
+        Input(ids.TABS, "active_tab"), State(ids.RESULT_REF, "data"), SESSION,
+        prevent_initial_call=True,
     )  # fmt: skip
-    def draw_global(nodes, preprocess, reference_row, aggr_channels, tab, result_ref):
+    def draw_global(nodes, preprocess, reference_row, aggr_channels, tab, result_ref, token):
         if not result_ref or tab != "global":  # drawn when its tab is shown
             return no_update, no_update, no_update
         return guarded(
             lambda: (
                 views.global_figure(
-                    store, result_ref, nodes, preprocess, reference_row, aggr_channels
+                    store, result_ref, session(token), nodes, preprocess, reference_row,
+                    aggr_channels,
                 ),
             ),
             1,
-        )
+        )  # fmt: skip
 
     @app.callback(
         Output(ids.TABLE, "rowData"), Output(ids.TABLE, "columnDefs"),
-        Output(ids.TABLE_PAGES, "max_value"),
+        Output(ids.TABLE_PAGES, "max_value"), *ALERT,
         Input(ids.RESULT_REF, "data"), Input(ids.TABLE_PAGES, "active_page"),
-        Input(ids.TABS, "active_tab"), prevent_initial_call=True,
+        Input(ids.TABS, "active_tab"), SESSION, prevent_initial_call=True,
     )  # fmt: skip
-    def show_table(result_ref, page, tab):
+    def show_table(result_ref, page, tab, token):
         if not result_ref or tab != "table":  # filled when its tab is shown
-            return no_update, no_update, no_update
-        records, columns, pages = views.table_page(store, result_ref, (page or 1) - 1, 20)
-        return records, columns, pages
+            return (no_update,) * 5
+        return guarded(
+            lambda: views.table_page(store, result_ref, session(token), (page or 1) - 1, 20), 3
+        )
 
     @app.callback(
-        Output(ids.DOWNLOAD, "data"),
+        Output(ids.DOWNLOAD, "data"), *ALERT,
         Input(ids.DOWNLOAD_CSV, "n_clicks"), Input(ids.DOWNLOAD_NPZ, "n_clicks"),
-        Input(ids.DOWNLOAD_PARAMS, "n_clicks"), State(ids.RESULT_REF, "data"),
+        Input(ids.DOWNLOAD_PARAMS, "n_clicks"), State(ids.RESULT_REF, "data"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
     def download(*args: Any):
-        result_ref = args[-1]
+        result_ref, token = args[-2:]
         if not result_ref:
-            return no_update
+            return no_update, no_update, no_update
         what = {ids.DOWNLOAD_CSV: "csv", ids.DOWNLOAD_NPZ: "npz"}.get(ctx.triggered_id, "params")
-        return views.download(store, result_ref, what)
+        return guarded(
+            lambda: (views.download(store, result_ref, session(token), what),), 1
+        )

@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 
 import attribution
 from attribution.result import AttributionResult
+from dashboard.jobs import request_key, request_owner
 from dashboard.memo import LastUsed
 from dashboard.store import Store
 
@@ -22,9 +23,20 @@ RESULTS: LastUsed[AttributionResult] = LastUsed(8)
 """Results read in this process, by key."""
 
 
-def load_result(store: Store, result_ref: dict) -> AttributionResult:
-    """The result behind a page's reference (the last few are kept in memory)."""
-    return RESULTS.get(result_ref["key"], lambda: _read_result(store, result_ref["key"]))
+def load_result(store: Store, result_ref: dict, session: str) -> AttributionResult:
+    """The result behind a page's reference (the last few are kept in memory).
+
+    The key is computed again from the reference's request and ``session``: a key that
+    names another session's result, however the page learnt it, reads nothing.
+    """
+    request = result_ref.get("request") if isinstance(result_ref, dict) else None
+    try:
+        key = request_key(request, request_owner(request, session))
+    except (KeyError, TypeError, AttributeError):
+        key = None
+    if key is None or key != result_ref.get("key"):
+        raise KeyError("This result does not belong to this page: press Compute again.")
+    return RESULTS.get(key, lambda: _read_result(store, key))
 
 
 def _read_result(store: Store, key: str) -> AttributionResult:
@@ -37,9 +49,9 @@ def _read_result(store: Store, key: str) -> AttributionResult:
     return result
 
 
-def view_options(store: Store, result_ref: dict) -> dict[str, Any]:
+def view_options(store: Store, result_ref: dict, session: str) -> dict[str, Any]:
     """Choices of the view controls for a result, and their defaults (innsight's)."""
-    result = load_result(store, result_ref)
+    result = load_result(store, result_ref, session)
     n_rows = result.n_data if result.has_data else 1
     rows = [{"label": f"data_{i + 1}", "value": i} for i in range(n_rows)]
     several = len(result.output_names) > 1
@@ -74,13 +86,14 @@ def _output_idx(result: AttributionResult, selected: list[str] | None) -> list |
 def individual_figure(
     store: Store,
     result_ref: dict,
+    session: str,
     rows: list[int] | None,
     nodes: list[str] | None,
     aggr_channels: str,
     options: list[str] | None,
 ) -> go.Figure:
     """``result.plot(...)`` with the page's choices."""
-    result = load_result(store, result_ref)
+    result = load_result(store, result_ref, session)
     options = options or []
     return result.plot(
         data_idx=rows or [0] if result.has_data else 0,
@@ -94,6 +107,7 @@ def individual_figure(
 def global_figure(
     store: Store,
     result_ref: dict,
+    session: str,
     nodes: list[str] | None,
     preprocess: str,
     reference_row: int | None,
@@ -101,7 +115,7 @@ def global_figure(
 ) -> go.Figure:
     """``result.plot_global(...)`` with the page's choices (a note for global Connection
     Weights, which has no data to summarise)."""
-    result = load_result(store, result_ref)
+    result = load_result(store, result_ref, session)
     if not result.has_data:
         return _note_figure(
             "Global Connection Weights explains no data points: see the Individual tab, or "
@@ -124,10 +138,10 @@ def _note_figure(text: str) -> go.Figure:
 
 
 def table_page(
-    store: Store, result_ref: dict, page: int, page_size: int
+    store: Store, result_ref: dict, session: str, page: int, page_size: int
 ) -> tuple[list[dict], list[dict], int]:
     """One page of innsight's data frame: records, columns and the number of pages."""
-    frame = load_result(store, result_ref).get_result("data.frame")
+    frame = load_result(store, result_ref, session).get_result("data.frame")
     start = page * page_size
     part = frame.iloc[start : start + page_size].astype(object)
     columns = [{"field": column, "headerName": column} for column in frame.columns]
@@ -135,9 +149,9 @@ def table_page(
     return records, columns, max(1, -(-len(frame) // page_size))
 
 
-def download(store: Store, result_ref: dict, what: str) -> dict:
+def download(store: Store, result_ref: dict, session: str, what: str) -> dict:
     """The file for a download button: ``"csv"``, ``"npz"`` or ``"params"``."""
-    result = load_result(store, result_ref)
+    result = load_result(store, result_ref, session)
     name = f"{result_ref['request']['method']}_{result_ref['key'][:8]}"
     if what == "csv":
         text = result.get_result("data.frame").to_csv(index=False)

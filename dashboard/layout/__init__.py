@@ -9,16 +9,22 @@ from dashboard import ids
 from dashboard.layout.controls import data_card, method_card, model_card
 from dashboard.layout.views import result_tabs
 
+POLL_MS = 250
+"""How often a page asks for its job's state while one runs."""
 
-def build_layout(model_ref: dict | None = None, data_ref: dict | None = None) -> dbc.Container:
+
+def build_layout(
+    model_ref: dict | None = None, data_ref: dict | None = None, session: str | None = None
+) -> dbc.Container:
     """The whole page (no callbacks here), starting with the given model and data.
 
-    The references live in the browser tab's session storage: a reload keeps them, and
-    another tab or visitor never sees them.
+    The references and the session token (:mod:`dashboard.sessions`) live in the browser
+    tab's session storage: a reload keeps them, and another tab or visitor never sees them.
     """
     stores = [
         dcc.Store(id=component, storage_type="session", data=data)
         for component, data in (
+            (ids.SESSION, session),
             (ids.MODEL_REF, model_ref),
             (ids.DATA_REF, data_ref),
             (ids.RESULT_REF, None),
@@ -28,6 +34,7 @@ def build_layout(model_ref: dict | None = None, data_ref: dict | None = None) ->
         [
             *stores,
             dcc.Store(id=ids.JOB_REQUEST),
+            dcc.Interval(id=ids.JOB_POLL, interval=POLL_MS, disabled=True),
             html.H4("innsight for Python: feature attribution explorer", className="my-3"),
             dbc.Row(
                 [

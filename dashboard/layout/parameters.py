@@ -60,8 +60,9 @@ def _control(name: str, parameter, default):
         )
     step = 1 if parameter.kind == "int" else "any"
     return dbc.Input(
-        id=control_id, type="number", value=default, min=parameter.minimum, step=step, size="sm"
-    )
+        id=control_id, type="number", value=default, min=parameter.minimum,
+        max=parameter.maximum, step=step, size="sm",
+    )  # fmt: skip
 
 
 def _rules(method: str, rule_types: list[str]):

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from dash.testing.wait import until
 from selenium.webdriver.common.by import By
@@ -53,9 +52,10 @@ return {
 class Page:
     """The running dashboard in the browser."""
 
-    def __init__(self, duo) -> None:
+    def __init__(self, duo, app) -> None:
         self.duo = duo
         self.driver = duo.driver
+        self.app = app
 
     # --- gestures ---------------------------------------------------------------------------
 
@@ -172,18 +172,9 @@ class Page:
         self.duo.wait_for_element(f"#{graph_id} .main-svg")
         return drawn()
 
-    def jobs(self) -> list[psutil.Process]:
-        """Background job processes: forked children of this process (not chromedriver)."""
-        me = psutil.Process(os.getpid())
-        cmdline = me.cmdline()
-        found = []
-        for child in me.children(recursive=True):
-            try:
-                if child.cmdline() == cmdline:
-                    found.append(child)
-            except psutil.NoSuchProcess:
-                continue
-        return found
+    def running_jobs(self) -> list[tuple[str, dict]]:
+        """The jobs the app's workers run now, with their board records."""
+        return self.app.runner.board.running()
 
     def settle(self, timeout: float = 30) -> None:
         """Wait until the page has no callback in flight (a test ends on a quiet page)."""
@@ -196,14 +187,14 @@ def page(dash_duo, tmp_path, monkeypatch):
     # dash_duo stops its server by raising SystemExit in every thread started since the
     # server; a tqdm bar, even a disabled one, starts tqdm's monitor thread: not here.
     monkeypatch.setattr(tqdm_std.tqdm, "monitor_interval", 0)
-    dash_duo.start_server(create_app(Config(cache_dir=tmp_path / "cache")))
+    app = create_app(Config(cache_dir=tmp_path / "cache", workers=1))
+    dash_duo.start_server(app)
     dash_duo.driver.set_window_size(1280, 1000)
     dash_duo.driver.execute_script(_DISABLE_SMOOTH_SCROLL)
-    opened = Page(dash_duo)
+    opened = Page(dash_duo, app)
     yield opened
     # That SystemExit, raised in a request thread that is inside an import, leaves the
     # import lock held, and the interpreter's exit hangs: end every test on a quiet page.
     with contextlib.suppress(Exception):  # a failed test reports its own failure
         opened.settle()
-    for job in opened.jobs():
-        job.kill()
+    app.runner.close()

@@ -24,26 +24,31 @@ from attribution import (
     SmoothGrad,
 )
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
+from dashboard.callbacks.views import download
+from dashboard.jobs import build_request, request_key, run_attribution
 from dashboard.methods import (
     METHOD_PARAMETERS,
     canonical_params,
     rule_layer_types,
     run_method,
 )
+from dashboard.store import Store
 
 ALL_METHODS = (*GRADIENT_METHODS, *RULE_METHODS)
 
 DEFAULTS = {
     "Gradient": {"times_input": False, "ignore_last_act": True, "dtype": "float"},
     "SmoothGrad": {
-        "times_input": False, "n": 50, "noise_level": 0.1, "ignore_last_act": True,
+        "times_input": False, "n": 50, "noise_level": 0.1, "seed": 0, "ignore_last_act": True,
         "dtype": "float",
     },
     "IntegratedGradient": {
         "times_input": True, "n": 50, "reference": "zeros", "ignore_last_act": True,
         "dtype": "float",
     },
-    "ExpectedGradient": {"n": 50, "background": "data", "ignore_last_act": True, "dtype": "float"},
+    "ExpectedGradient": {
+        "n": 50, "seed": 0, "background": "data", "ignore_last_act": True, "dtype": "float",
+    },
     "LRP": {
         "rule_name": {"Dense_Layer": "simple"}, "rule_param": {"Dense_Layer": None},
         "winner_takes_all": True, "ignore_last_act": True, "dtype": "float",
@@ -53,12 +58,18 @@ DEFAULTS = {
         "ignore_last_act": True, "dtype": "float",
     },
     "DeepSHAP": {
-        "rule_name": "rescale", "limit_ref": 100, "background": "data", "winner_takes_all": True,
-        "ignore_last_act": True, "dtype": "float",
+        "rule_name": "rescale", "limit_ref": 100, "seed": 0, "background": "data",
+        "winner_takes_all": True, "ignore_last_act": True, "dtype": "float",
     },
     "ConnectionWeights": {"times_input": False, "dtype": "float"},
 }  # fmt: skip
-"""innsight's defaults as the iris demo (Dense layers only) gets them."""
+"""innsight's defaults as the iris demo (Dense layers only) gets them, and seed 0."""
+
+STOCHASTIC = ("SmoothGrad", "ExpectedGradient", "DeepSHAP")
+"""The methods that draw random numbers."""
+
+_NOT_INNSIGHTS = ("rule_param", "seed")
+"""Parameters whose default is not the engine's."""
 
 
 def _array(result) -> np.ndarray:
@@ -75,10 +86,13 @@ def test_empty_request_gets_innsights_defaults(iris, method):
 
 @pytest.mark.parametrize("method", ALL_METHODS)
 def test_defaults_are_those_of_the_engine(iris, method):
-    """Every plain parameter's default is the engine's (which follows innsight)."""
+    """Every plain parameter's default is the engine's (which follows innsight), but the
+    seed: the engine's None draws from torch's global generator, the dashboard's 0 is
+    reproducible."""
     signature = inspect.signature(getattr(attribution, method)).parameters
     params = canonical_params(method, {}, iris)
-    compared = [name for name in params if name in signature and name != "rule_param"]
+    assert ("seed" in params) == (method in STOCHASTIC) == ("seed" in signature)
+    compared = [name for name in params if name in signature and name not in _NOT_INNSIGHTS]
     assert compared, method
     for name in compared:
         engine_default = signature[name].default
@@ -143,6 +157,14 @@ def test_numbers_are_normalised(iris):
     assert whole == canonical_params("SmoothGrad", {"n": 5, "noise_level": 1.0}, iris)
 
 
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_the_seed_is_a_canonical_whole_number(iris, method):
+    assert canonical_params(method, {}, iris)["seed"] == 0
+    given = canonical_params(method, {"seed": 7.0}, iris)
+    assert given["seed"] == 7 and type(given["seed"]) is int
+    assert given == canonical_params(method, {"seed": 7}, iris)
+
+
 @pytest.mark.parametrize(
     ("method", "raw", "error", "message"),
     [
@@ -164,6 +186,11 @@ def test_numbers_are_normalised(iris):
          r"alpha_beta\."),
         ("LRP", {"rule_name": {"Dense_Layer": "epsilon"}, "rule_param": {"Dense_Layer": "x"}},
          ValueError, r"rule_param of Dense_Layer must be a number"),
+        ("SmoothGrad", {"seed": -1}, ValueError, r"seed must be an integer >= 0; got -1\."),
+        ("ExpectedGradient", {"seed": 0.5}, ValueError,
+         r"seed must be an integer >= 0; got 0\.5\."),
+        ("DeepSHAP", {"seed": 2**64}, ValueError,
+         r"seed must be an integer from 0 to 18446744073709551615; got 18446744073709551616\."),
     ],
 )  # fmt: skip
 def test_bad_values_are_named(iris, method, raw, error, message):
@@ -286,22 +313,20 @@ def test_integrated_gradient_row_reference_and_times_input(iris, iris_x):
 
 
 @pytest.mark.parametrize(
-    ("method", "engine", "raw", "kwargs"),
+    ("method", "engine", "raw"),
     [
-        ("ExpectedGradient", ExpectedGradient, {"n": 6}, {"n": 6}),
-        ("DeepSHAP", DeepSHAP, {"limit_ref": 7}, {"limit_ref": 7}),
-        ("SmoothGrad", SmoothGrad, {"n": 6, "noise_level": 0.3}, {"n": 6, "noise_level": 0.3}),
+        ("ExpectedGradient", ExpectedGradient, {"n": 6, "seed": 3}),
+        ("DeepSHAP", DeepSHAP, {"limit_ref": 7, "seed": 3}),
+        ("SmoothGrad", SmoothGrad, {"n": 6, "noise_level": 0.3, "seed": 3}),
     ],
 )
-def test_sampling_methods_equal_the_engine(iris, iris_x, method, engine, raw, kwargs):
-    """ExpectedGradient and DeepSHAP take the data as reference set (same seed, same draws)."""
+def test_sampling_methods_equal_the_engine(iris, iris_x, method, engine, raw):
+    """The engine gets the seed; ExpectedGradient and DeepSHAP take the data as reference
+    set."""
     x = iris_x[:4]
     params = canonical_params(method, raw, iris)
-    torch.manual_seed(3)
     got = run_method(iris, [x], method, params, [[0, 2]], reference_data=[iris_x])
-    if method != "SmoothGrad":
-        kwargs = {**kwargs, "data_ref": iris_x}
-    torch.manual_seed(3)
+    kwargs = raw if method == "SmoothGrad" else {**raw, "data_ref": iris_x}
     want = engine(iris.converter, x, output_idx=[0, 2], **kwargs)
     np.testing.assert_array_equal(_array(got), _array(want))
 
@@ -380,9 +405,9 @@ def _exported() -> tuple[nn.Module, bytes]:
 
 TORCH_FUNCTIONS = {
     "Gradient": (attribution.torch_grad, {"times_input": True}),
-    "SmoothGrad": (attribution.torch_smoothgrad, {"n": 5, "noise_level": 0.2}),
+    "SmoothGrad": (attribution.torch_smoothgrad, {"n": 5, "noise_level": 0.2, "seed": 4}),
     "IntegratedGradient": (attribution.torch_intgrad, {"n": 6}),
-    "ExpectedGradient": (attribution.torch_expgrad, {"n": 5}),
+    "ExpectedGradient": (attribution.torch_expgrad, {"n": 5, "seed": 4}),
 }
 
 
@@ -401,14 +426,11 @@ def test_exported_program_runs_through_the_torch_functions(iris_x, method):
         kwargs = {**kwargs, "data_ref": iris_x}
     params = canonical_params(method, raw, model)
     calls = []
-    torch.manual_seed(1)
     got = run_method(model, [x], method, params, [[0, 2]], lambda d, t: calls.append((d, t)),
                      reference_data=[iris_x])  # fmt: skip
-    torch.manual_seed(1)
     want = function(model.module, x, output_idx=[0, 2], return_object=True, **kwargs)
     np.testing.assert_array_equal(_array(got), _array(want))
     assert calls == [(1, 1)]
-    torch.manual_seed(1)
     original = function(module, x, output_idx=[0, 2], **kwargs)  # the module before export
     np.testing.assert_allclose(_array(got), original.numpy(), rtol=1e-5, atol=1e-6)
 
@@ -438,3 +460,50 @@ def test_torch_function_results_carry_the_loaded_models_names(iris_x):
     frame = result.get_result("data.frame")
     assert list(frame["feature"].cat.categories) == ["sl", "sw", "pl", "pw"]
     assert set(frame["output_node"]) == {"versicolor"}
+
+
+# --- reproducible requests -----------------------------------------------------------------
+
+CACHE_LIMIT = 50 * 1024**2
+
+SAMPLING = {"SmoothGrad": {"n": 4}, "ExpectedGradient": {"n": 4}, "DeepSHAP": {"limit_ref": 5}}
+"""Requests that draw random numbers (DeepSHAP: 5 of the demo's 50 reference rows)."""
+
+
+def _job_array(cache_dir, demo_ref, method: str, raw: dict) -> np.ndarray:
+    """The result of an iris job for ``method``, computed in a new store in ``cache_dir``."""
+    ref = demo_ref("iris")
+    with Store(cache_dir, size_limit=CACHE_LIMIT) as store:
+        request = build_request(store, ref, ref, method, raw, ["0:0", "0:2"], 5)
+        key = run_attribution(store.directory, CACHE_LIMIT, request, lambda _: None)["key"]
+        return _array(store.get_result(key))
+
+
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_a_request_gives_the_same_numbers_in_another_cache(tmp_path, demo_ref, method):
+    first = _job_array(tmp_path / "first", demo_ref, method, SAMPLING[method])
+    torch.rand(3)  # torch's global generator is elsewhere for the second job
+    second = _job_array(tmp_path / "second", demo_ref, method, SAMPLING[method])
+    np.testing.assert_array_equal(second, first)
+
+
+@pytest.mark.parametrize("method", STOCHASTIC)
+def test_another_seed_gives_other_numbers(tmp_path, demo_ref, method):
+    first = _job_array(tmp_path, demo_ref, method, {**SAMPLING[method], "seed": 1})
+    second = _job_array(tmp_path, demo_ref, method, {**SAMPLING[method], "seed": 2})
+    assert not np.allclose(first, second)
+
+
+def test_the_seed_is_part_of_the_cache_key(store, demo_ref):
+    ref = demo_ref("iris")
+
+    def key(raw: dict) -> str:
+        return request_key(build_request(store, ref, ref, "SmoothGrad", raw, ["0:0"], 3))
+
+    assert key({}) == key({"seed": 0}) != key({"seed": 1})
+
+
+def test_the_downloaded_parameters_hold_the_seed(store, compute):
+    ref = compute("iris", "ExpectedGradient", {"n": 4, "seed": 9})
+    saved = json.loads(download(store, ref, "params")["content"])
+    assert saved["params"] == {**DEFAULTS["ExpectedGradient"], "n": 4, "seed": 9}
