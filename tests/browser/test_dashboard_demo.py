@@ -23,7 +23,7 @@ def test_lrp_on_the_digits_demo_fills_every_tab(page):
     assert page.selected(ids.OUTPUT_SELECT) == CHOSEN
 
     page.click(ids.COMPUTE_BUTTON)
-    page.wait_text(ids.STATUS, "Computed.", timeout=60)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
 
     # Individual: 2 data points (rows) × the 3 chosen classes (columns), a heatmap each,
     # the column strips naming the classes.

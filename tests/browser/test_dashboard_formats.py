@@ -95,7 +95,7 @@ def _table(tmp_path):
 def _compute(page, method: str, trace_type: str) -> dict:
     """Click Compute; the individual grid once it shows ``trace_type`` traces."""
     page.click(ids.COMPUTE_BUTTON)
-    page.wait_text(ids.STATUS, "Computed.", timeout=60)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
     grid = page.wait_figure(ids.INDIVIDUAL_GRAPH, trace_type)
     assert page.alert_open() is False, f"{method}: {page.text(ids.ERROR_ALERT)}"
     return grid

@@ -50,7 +50,7 @@ def test_uploaded_reference_row_gives_the_goal_f_x_minus_f_ref(page, tmp_path):
     page.choose_many(ids.OUTPUT_SELECT, ["setosa"])
     page.set_number(ids.ROWS_INPUT, 1)
     page.click(ids.COMPUTE_BUTTON)
-    page.wait_text(ids.STATUS, "Computed.", timeout=60)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
     assert page.store_data(ids.RESULT_REF)["request"]["params"]["reference_sha"] == kept["sha"]
 
     grid = page.wait_figure(ids.INDIVIDUAL_GRAPH, "bar")

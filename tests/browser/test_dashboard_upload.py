@@ -88,7 +88,7 @@ def test_json_model_and_csv_give_bars_named_by_the_header(page, model_json, tabl
     assert page.selected(ids.OUTPUT_SELECT) == CLASSES
 
     page.click(ids.COMPUTE_BUTTON)
-    page.wait_text(ids.STATUS, "Computed.", timeout=60)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
 
     grid = page.wait_figure(ids.INDIVIDUAL_GRAPH, "bar")
     bars = [trace for trace in grid["data"] if trace["type"] == "bar"]
@@ -128,7 +128,7 @@ def test_refused_uploads_say_why_and_what_to_do_and_keep_what_was_loaded(
 
     page.choose(ids.METHOD_SELECT, "Gradient")
     page.click(ids.COMPUTE_BUTTON)
-    page.wait_text(ids.STATUS, "Computed.", timeout=60)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
     grid = page.wait_figure(ids.INDIVIDUAL_GRAPH, "bar")
     assert grid["types"].count("bar") == 2 * len(CLASSES)
     assert page.alert_open() is False  # a good run closes the alert
