@@ -34,6 +34,11 @@ def request_owner(request: dict[str, Any], session: str) -> str:
     return owner_of(session, request["model"], request["data"], reference)
 
 
+def session_key(request: dict[str, Any], session: str) -> str:
+    """The memo key of a request made on a page of ``session``."""
+    return request_key(request, request_owner(request, session))
+
+
 def request_key(request: dict[str, Any], owner: str) -> str:
     """The memo key of a request of ``owner``: model, data, method, canonical parameters,
     outputs and rows, the owner and the engine version."""

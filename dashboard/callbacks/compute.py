@@ -33,7 +33,7 @@ def build(
 
 def cached(store: Store, request: dict, session: str) -> dict | None:
     """The page's result reference when the result is stored already, else None."""
-    key = jobs.request_key(request, jobs.request_owner(request, session))
+    key = jobs.session_key(request, session)
     return {"key": key, "request": request} if store.get_result(key) is not None else None
 
 

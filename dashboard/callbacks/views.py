@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 
 import attribution
 from attribution.result import AttributionResult
-from dashboard.jobs import request_key, request_owner
+from dashboard.jobs import session_key
 from dashboard.memo import LastUsed
 from dashboard.store import Store
 
@@ -31,7 +31,7 @@ def load_result(store: Store, result_ref: dict, session: str) -> AttributionResu
     """
     request = result_ref.get("request") if isinstance(result_ref, dict) else None
     try:
-        key = request_key(request, request_owner(request, session))
+        key = session_key(request, session)
     except (KeyError, TypeError, AttributeError):
         key = None
     if key is None or key != result_ref.get("key"):

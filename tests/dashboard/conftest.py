@@ -10,11 +10,13 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from support.dashboard import SESSION
 from torch import nn
 
 import demo_data
 from attribution.converter.loading import LoadedModel, load_model
-from dashboard.jobs import build_request, run_attribution
+from dashboard.images import UploadLimits
+from dashboard.jobs import build_request, request_owner, run_attribution
 from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
@@ -24,6 +26,14 @@ CACHE_LIMIT = 50 * 1024**2
 @pytest.fixture
 def store(tmp_path) -> Store:
     with Store(tmp_path / "cache", size_limit=CACHE_LIMIT) as opened:
+        yield opened
+
+
+@pytest.fixture
+def trusting_store(tmp_path) -> Store:
+    """A store whose server trusts TorchScript uploads (``--trust-torchscript``)."""
+    limits = UploadLimits(trust_torchscript=True)
+    with Store(tmp_path / "trusting", size_limit=CACHE_LIMIT, upload_limits=limits) as opened:
         yield opened
 
 
@@ -42,7 +52,7 @@ def demo_model(store, demo_ref):
     """A demo's LoadedModel, as the dashboard loads it."""
 
     def load(name: str) -> LoadedModel:
-        return model_from_ref(store, demo_ref(name))
+        return model_from_ref(store, demo_ref(name), SESSION)
 
     return load
 
@@ -53,9 +63,9 @@ def compute(store, demo_ref):
 
     def run(name, method, raw=None, outputs=("0:0", "0:1"), rows=3, progress=None) -> dict:
         ref = demo_ref(name)
-        request = build_request(store, ref, ref, method, raw or {}, list(outputs), rows)
+        request = build_request(store, ref, ref, method, raw or {}, list(outputs), rows, SESSION)
         set_progress = progress.append if progress is not None else lambda _: None
-        return run_attribution(store.directory, CACHE_LIMIT, request, set_progress)
+        return run_attribution(store, request, request_owner(request, SESSION), set_progress)
 
     return run
 
@@ -97,7 +107,7 @@ def scripted_model() -> LoadedModel:
     with warnings.catch_warnings():  # torch deprecates TorchScript
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(_cnn()), buffer)
-        return load_model(buffer.getvalue(), "cnn.pt", input_dim=(1, 8, 8))
+        return load_model(buffer.getvalue(), "cnn.pt", input_dim=(1, 8, 8), allow_code=True)
 
 
 @pytest.fixture

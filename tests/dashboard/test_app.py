@@ -15,6 +15,7 @@ from dashboard import ids
 from dashboard.__main__ import main
 from dashboard.app import create_app, preloaded_refs
 from dashboard.config import Config, parse_args
+from dashboard.sessions import session_of
 from dashboard.store import Store
 
 
@@ -30,7 +31,7 @@ def files(tmp_path):
 
 def _store_data(app: Dash, component_id: str):
     """The initial ``data`` of a ``dcc.Store`` in the app's layout."""
-    found = [c for c in app.layout._traverse() if getattr(c, "id", None) == component_id]
+    found = [c for c in app.layout()._traverse() if getattr(c, "id", None) == component_id]
     assert len(found) == 1
     return found[0].data
 
@@ -40,6 +41,20 @@ def test_app_starts_empty_without_files(tmp_path):
     assert _store_data(app, ids.MODEL_REF) is None
     assert _store_data(app, ids.DATA_REF) is None
     assert len(app.callback_map) > 10
+
+
+def test_every_page_load_gets_its_own_signed_session(tmp_path):
+    app = create_app(Config(cache_dir=tmp_path / "cache"))
+    tokens = [_store_data(app, ids.SESSION) for _ in range(3)]
+    secret = Store.from_config(Config(cache_dir=tmp_path / "cache")).secret()
+    sessions = {session_of(secret, token) for token in tokens}
+    assert len(sessions) == 3
+    session, signature = tokens[0].split(".")
+    for forged in (f"{session}.{'0' * len(signature)}", f"other.{signature}", session, None):
+        with pytest.raises(ValueError, match="reload the page"):
+            session_of(secret, forged)
+    with pytest.raises(ValueError, match="reload the page"):
+        session_of(b"another server's secret", tokens[0])
 
 
 def test_preloaded_model_and_data_are_in_the_layout(tmp_path, files):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from dash import html
+from support.dashboard import SESSION
 
 import demo_data
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS
@@ -122,11 +123,14 @@ def test_receive_a_json_spec(store, config, as_upload):
     data = json.dumps(_spec()).encode()
     contents = as_upload(data, "application/json")
     assert contents.startswith("data:application/json;base64,")
-    ref = receive_model(store, config, contents, "model.json", "")
+    ref = receive_model(store, config, contents, "model.json", "", SESSION)
     sha = hashlib.sha256(data).hexdigest()
     assert ref == {"kind": "upload", "sha": sha, "input_dim": None}
-    assert store.get_upload(sha).data == data and store.get_upload(sha).filename == "model.json"
-    model = model_from_ref(store, ref)
+    assert (
+        store.get_upload(sha, owner=SESSION).data == data
+        and store.get_upload(sha, owner=SESSION).filename == "model.json"
+    )
+    model = model_from_ref(store, ref, SESSION)
     assert (model.name, model.format) == ("model.json", "innsight's JSON spec")
     assert model.input_names == [[["age", "bmi", "bp"]]] and model.output_names == [["low", "high"]]
     assert model.methods == ALL_METHODS
@@ -134,12 +138,12 @@ def test_receive_a_json_spec(store, config, as_upload):
 
 def test_receive_model_keeps_the_input_shape(store, config, as_upload):
     contents = as_upload(json.dumps(_spec()).encode(), "application/json")
-    ref = receive_model(store, config, contents, "model.json", "3")
+    ref = receive_model(store, config, contents, "model.json", "3", SESSION)
     assert ref["input_dim"] == [[3]]
     with pytest.raises(
         ValueError, match=r"^input_dim \[\(4,\)\] does not match the spec's input_dim \[\(3,\)\]\.$"
     ):
-        receive_model(store, config, contents, "model.json", "4")
+        receive_model(store, config, contents, "model.json", "4", SESSION)
 
 
 def test_a_pickled_module_is_refused_with_how_to_export(store, config, as_upload):
@@ -151,7 +155,7 @@ def test_a_pickled_module_is_refused_with_how_to_export(store, config, as_upload
         r"Sequential \(torch\.save\(model\)\); loading it would run code from the file, so it "
         r"is refused\. Export the model in Python instead: torch\.export\.save",
     ):
-        receive_model(store, config, as_upload(buffer.getvalue()), "model.pt", None)
+        receive_model(store, config, as_upload(buffer.getvalue()), "model.pt", None, SESSION)
 
 
 def test_an_oversize_upload_names_the_limit(store, config, as_upload):
@@ -161,13 +165,13 @@ def test_an_oversize_upload_names_the_limit(store, config, as_upload):
         match=r"^big\.json has 0\.1 MB; uploads may have at most 0\.1 MB\. Upload a "
         r"smaller file .*--max-upload-mb",
     ):
-        receive_model(store, config, as_upload(data, "application/json"), "big.json", None)
+        receive_model(store, config, as_upload(data, "application/json"), "big.json", None, SESSION)
     assert store.volume < 100_000  # nothing stored
 
 
 def test_a_malformed_upload_value(store, config):
     with pytest.raises(ValueError, match=r"^The upload of m\.json is malformed: expected 'data:"):
-        receive_model(store, config, "not a data url", "m.json", None)
+        receive_model(store, config, "not a data url", "m.json", None, SESSION)
 
 
 # --- data uploads --------------------------------------------------------------------------
@@ -177,23 +181,27 @@ def test_receive_data_needs_a_model(store, config, as_upload):
     with pytest.raises(
         ValueError, match=r"^Load a model before the data: the data is read in its shape\.$"
     ):
-        receive_data(store, config, as_upload(b"a,b\n1,2\n", "text/csv"), "t.csv", None, False)
+        receive_data(
+            store, config, as_upload(b"a,b\n1,2\n", "text/csv"), "t.csv", None, False, SESSION
+        )
 
 
 def test_receive_data_that_fits(store, config, as_upload, demo_ref):
     csv = b"sl,sw,pl,pw,species\n5.1,3.5,1.4,0.2,setosa\n6.2,2.9,4.3,1.3,versicolor\n"
-    ref = receive_data(store, config, as_upload(csv, "text/csv"), "f.csv", demo_ref("iris"), False)
+    ref = receive_data(
+        store, config, as_upload(csv, "text/csv"), "f.csv", demo_ref("iris"), False, SESSION
+    )
     assert ref == {"kind": "upload", "sha": hashlib.sha256(csv).hexdigest(),
                    "input_columns": None, "channels_last": False}  # fmt: skip
-    assert store.get_upload(ref["sha"]).filename == "f.csv"
+    assert store.get_upload(ref["sha"], owner=SESSION).filename == "f.csv"
 
 
 def test_data_that_does_not_fit_is_kept_and_its_card_says_why(
     store, config, as_upload, demo_ref, npy_bytes
 ):
     csv = b"a,b,c\n1,2,3\n"
-    ref = receive_data(store, config, as_upload(csv), "t.csv", demo_ref("iris"), False)
-    card = _text(describe(store, demo_ref("iris"), ref)["data_info"])
+    ref = receive_data(store, config, as_upload(csv), "t.csv", demo_ref("iris"), False, SESSION)
+    card = _text(describe(store, demo_ref("iris"), ref, SESSION)["data_info"])
     assert re.search(
         r"IrisMLP expects \(batch, 4\) but t\.csv has \(batch, 3\): choose 4 input columns "
         r"\(now 3\)",
@@ -201,34 +209,36 @@ def test_data_that_does_not_fit_is_kept_and_its_card_says_why(
     )
     signals = np.zeros((2, 64, 3), dtype=np.float32)  # channels last
     upload = as_upload(npy_bytes(signals))
-    ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), False)
-    card = _text(describe(store, demo_ref("signals"), ref)["data_info"])
+    ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), False, SESSION)
+    card = _text(describe(store, demo_ref("signals"), ref, SESSION)["data_info"])
     assert "SignalCNN expects (batch, 3, 64) but x.npy has (batch, 64, 3): switch " in card
-    ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), True)
+    ref = receive_data(store, config, upload, "x.npy", demo_ref("signals"), True, SESSION)
     assert ref["channels_last"] is True
-    card = _text(describe(store, demo_ref("signals"), ref)["data_info"])
+    card = _text(describe(store, demo_ref("signals"), ref, SESSION)["data_info"])
     assert "expects" not in card
 
 
 def test_unreadable_data_is_refused(store, config, as_upload, demo_ref):
     with pytest.raises(ValueError, match=r"t\.csv"):
         receive_data(store, config, as_upload(b"\xff\xfe\x00garbage"), "t.csv",
-                     demo_ref("iris"), False)  # fmt: skip
+                     demo_ref("iris"), False, SESSION)  # fmt: skip
 
 
 def test_with_options_and_readable_data_ref(store, demo_ref):
     csv = b"sl,sw,pl,pw,extra\n5.1,3.5,1.4,0.2,9\n"
-    ref = {"kind": "upload", "sha": store.put_bytes(csv, "f.csv"), "input_columns": None,
-           "channels_last": False}  # fmt: skip
-    assert readable_data_ref(store, demo_ref("iris"), ref) is ref  # 5 columns: kept, not fitting
+    sha = store.put_bytes(csv, "f.csv", owner=SESSION)
+    ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
+    assert (
+        readable_data_ref(store, demo_ref("iris"), ref, SESSION) is ref
+    )  # 5 columns: kept, not fitting
     chosen = with_options(ref, ["sl", "sw", "pl", "pw"], None)
     assert chosen == {**ref, "input_columns": ["sl", "sw", "pl", "pw"], "channels_last": False,
                       "image_mean": None, "image_std": None}  # fmt: skip
     assert ref["input_columns"] is None  # not mutated
-    assert readable_data_ref(store, demo_ref("iris"), chosen) is chosen
-    assert "expects" not in _text(describe(store, demo_ref("iris"), chosen)["data_info"])
+    assert readable_data_ref(store, demo_ref("iris"), chosen, SESSION) is chosen
+    assert "expects" not in _text(describe(store, demo_ref("iris"), chosen, SESSION)["data_info"])
     with pytest.raises(ValueError, match="f.csv has no column .nope.; choose input columns"):
-        readable_data_ref(store, demo_ref("iris"), with_options(ref, ["nope"], None))
+        readable_data_ref(store, demo_ref("iris"), with_options(ref, ["nope"], None), SESSION)
     assert with_options(ref, [], 1) == {**ref, "input_columns": None, "channels_last": True,
                                         "image_mean": None, "image_std": None}  # fmt: skip
 
@@ -247,20 +257,22 @@ def test_image_scaling_options_are_parsed():
 
 
 def test_describe_without_a_model():
-    found = describe(None, None, None)
+    found = describe(None, None, None, SESSION)
     assert found["methods"] == [] and found["method"] is None
     assert found["outputs"] == [] and found["selected_outputs"] == []
     assert found["summary"] == "" and found["rule_types"] == [] and found["n_rows"] is None
     assert _text(found["model_info"]) == "No model loaded."
     assert _text(found["data_info"]) == "No data loaded."
-    with_data = describe(None, None, {"kind": "demo", "name": "iris"})  # data waits for a model
+    with_data = describe(
+        None, None, {"kind": "demo", "name": "iris"}, SESSION
+    )  # data waits for a model
     assert _text(with_data.pop("data_info")) == "No data loaded."
     assert with_data.keys() == found.keys() - {"data_info"} and with_data["n_rows"] is None
 
 
 def test_describe_a_demo(store, demo_ref, capsys):
     ref = demo_ref("iris")
-    found = describe(store, ref, ref)
+    found = describe(store, ref, ref, SESSION)
     assert found["methods"] == [{"label": m, "value": m} for m in ALL_METHODS]
     assert found["method"] == "Gradient"
     assert found["outputs"] == [
@@ -270,7 +282,7 @@ def test_describe_a_demo(store, demo_ref, capsys):
     ]
     assert found["selected_outputs"] == ["0:0", "0:1", "0:2"]
     assert found["rule_types"] == ["Dense_Layer"]
-    print(model_from_ref(store, ref).converter)
+    print(model_from_ref(store, ref, SESSION).converter)
     printed = capsys.readouterr().out.strip()
     assert "Dense_Layer" in printed and printed in found["summary"]
     assert found["n_rows"] == 50
@@ -282,26 +294,29 @@ def test_describe_a_demo(store, demo_ref, capsys):
 
 
 def test_describe_selects_the_first_ten_nodes_of_output_layer_1(store, demo_ref):
-    digits = describe(store, demo_ref("digits"), None)
+    digits = describe(store, demo_ref("digits"), None, SESSION)
     assert digits["selected_outputs"] == [f"0:{i}" for i in range(10)]
     assert digits["rule_types"] == ["Dense_Layer", "Conv2D_Layer", "MaxPool2D_Layer"]
     assert digits["n_rows"] is None and _text(digits["data_info"]) == "No data loaded."
-    both = describe(store, demo_ref("digits_table"), demo_ref("digits_table"))
+    both = describe(store, demo_ref("digits_table"), demo_ref("digits_table"), SESSION)
     assert both["selected_outputs"] == [f"0:{i}" for i in range(10)]
     assert both["outputs"][0] == {"label": "Output_1: 0", "value": "0:0"}
     assert both["outputs"][-1] == {"label": "Output_2: digit_plus_addend", "value": "1:0"}
     assert len(both["outputs"]) == 11
 
 
-def test_describe_an_unconverted_upload_with_csv(store, config, as_upload):
+def test_describe_an_unconverted_upload_with_csv(trusting_store, config, as_upload):
+    store = trusting_store
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(torch.nn.Sequential(torch.nn.Linear(2, 3))), buffer)
-        model_ref = receive_model(store, config, as_upload(buffer.getvalue()), "lin.pt", "2")
+        model_ref = receive_model(
+            store, config, as_upload(buffer.getvalue()), "lin.pt", "2", SESSION
+        )
     csv = b"x,y,name\n1,2,a\n3,4,b\n5,6,c\n"
-    data_ref = receive_data(store, config, as_upload(csv), "d.csv", model_ref, False)
-    found = describe(store, model_ref, data_ref)
+    data_ref = receive_data(store, config, as_upload(csv), "d.csv", model_ref, False, SESSION)
+    found = describe(store, model_ref, data_ref, SESSION)
     assert [m["value"] for m in found["methods"]] == list(GRADIENT_METHODS)
     assert found["rule_types"] == []
     assert found["summary"].startswith("lin.pt (TorchScript) is not converted:\n")

@@ -10,8 +10,10 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from support.dashboard import SESSION
 
 import attribution
+from dashboard.callbacks import views
 from dashboard.callbacks.views import (
     download,
     global_figure,
@@ -41,27 +43,36 @@ def _texts(figure) -> list[str]:
 
 
 def test_load_result_reads_the_store_once(store, iris_ref):
-    result = load_result(store, iris_ref)
+    result = load_result(store, iris_ref, SESSION)
     assert result.method_name == "Gradient" and result.n_data == 4
-    assert load_result(store, iris_ref) is result
+    assert load_result(store, iris_ref, SESSION) is result
     stored = store.get_result(iris_ref["key"])
     np.testing.assert_array_equal(result.get_result("array"), stored.get_result("array"))
 
 
-def test_a_missing_result_says_to_compute_again(tmp_path):
+def test_a_missing_result_says_to_compute_again(tmp_path, iris_ref):
+    views.RESULTS.clear()  # not read in this process before
     message = (
         r"This result is no longer in the cache \(evicted to keep it within its size limit\): "
         r"press Compute again\."
     )
     with Store(tmp_path / "empty") as store, pytest.raises(KeyError, match=message):
-        load_result(store, {"key": "f" * 64, "request": {"method": "Gradient"}})
+        load_result(store, iris_ref, SESSION)
+
+
+def test_a_result_key_of_another_request_is_refused(store, iris_ref, compute):
+    other = compute("iris", "SmoothGrad", {}, ("0:1",), 2)
+    message = r"^'This result does not belong to this page: press Compute again\.'$"
+    for forged in ({**iris_ref, "key": other["key"]}, {"key": iris_ref["key"]}, "key"):
+        with pytest.raises(KeyError, match=message):
+            load_result(store, forged, SESSION)
 
 
 # --- view options --------------------------------------------------------------------------
 
 
 def test_view_options_of_a_tabular_result(store, iris_ref):
-    found = view_options(store, iris_ref)
+    found = view_options(store, iris_ref, SESSION)
     assert found["rows"] == [{"label": f"data_{i + 1}", "value": i} for i in range(4)]
     assert found["selected_rows"] == [0, 1]
     assert found["nodes"] == [
@@ -75,7 +86,7 @@ def test_view_options_of_a_tabular_result(store, iris_ref):
 
 def test_view_options_name_the_output_layers_of_two_output_models(store, compute):
     ref = compute("digits_table", "Gradient", {}, ("1:0", "0:3", "0:1", "0:7"), 2)
-    found = view_options(store, ref)
+    found = view_options(store, ref, SESSION)
     assert found["nodes"] == [
         {"label": "Output_1: 1", "value": "0:1"},
         {"label": "Output_1: 3", "value": "0:3"},
@@ -88,7 +99,7 @@ def test_view_options_name_the_output_layers_of_two_output_models(store, compute
 
 def test_view_options_of_global_connection_weights(store, compute):
     ref = compute("iris", "ConnectionWeights", {}, ("0:1",), 5)
-    found = view_options(store, ref)
+    found = view_options(store, ref, SESSION)
     assert found["rows"] == [{"label": "data_1", "value": 0}]
     assert found["nodes"] == [{"label": "versicolor", "value": "0:1"}]
 
@@ -97,8 +108,8 @@ def test_view_options_of_global_connection_weights(store, compute):
 
 
 def test_individual_figure_of_a_tabular_result(store, iris_ref):
-    values = load_result(store, iris_ref).get_result("array")  # (4, 4, 2)
-    figure = individual_figure(store, iris_ref, [1, 3], ["0:2"], "sum", [])
+    values = load_result(store, iris_ref, SESSION).get_result("array")  # (4, 4, 2)
+    figure = individual_figure(store, iris_ref, SESSION, [1, 3], ["0:2"], "sum", [])
     assert _types(figure) == {"bar"}
     assert len(figure.data) == 2  # rows data_2 and data_4, one output node
     for trace, row in zip(figure.data, (1, 3), strict=True):
@@ -110,7 +121,7 @@ def test_individual_figure_of_a_tabular_result(store, iris_ref):
 
 
 def test_individual_figure_defaults(store, iris_ref):
-    figure = individual_figure(store, iris_ref, None, None, None, None)
+    figure = individual_figure(store, iris_ref, SESSION, None, None, None, None)
     assert _types(figure) == {"bar"}
     assert len(figure.data) == 1  # innsight's default: data_1, the first explained node
     texts = _texts(figure)
@@ -120,7 +131,7 @@ def test_individual_figure_defaults(store, iris_ref):
 
 def test_individual_figure_of_an_image_result(store, compute):
     ref = compute("digits", "LRP", {}, ("0:0", "0:1"), 2)
-    figure = individual_figure(store, ref, [0, 1], ["0:1"], "sum", ["same_scale"])
+    figure = individual_figure(store, ref, SESSION, [0, 1], ["0:1"], "sum", ["same_scale"])
     assert _types(figure) == {"heatmap"}
     assert len(figure.data) == 2
     assert np.asarray(figure.data[0].z).shape == (8, 8)
@@ -128,9 +139,9 @@ def test_individual_figure_of_an_image_result(store, compute):
 
 def test_individual_figure_aggregates_channels(store, compute):
     ref = compute("signals", "Gradient", {"times_input": True}, ("0:0",), 2)
-    values = load_result(store, ref).get_result("array")[1, :, :, 0]  # (3 channels, 64)
-    summed = individual_figure(store, ref, [1], ["0:0"], "sum", [])
-    normed = individual_figure(store, ref, [1], ["0:0"], "norm", [])
+    values = load_result(store, ref, SESSION).get_result("array")[1, :, :, 0]  # (3 channels, 64)
+    summed = individual_figure(store, ref, SESSION, [1], ["0:0"], "sum", [])
+    normed = individual_figure(store, ref, SESSION, [1], ["0:0"], "norm", [])
     assert _types(summed) == _types(normed) == {"bar"}
     np.testing.assert_allclose(summed.data[0].y, values.sum(axis=0), rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(
@@ -141,35 +152,35 @@ def test_individual_figure_aggregates_channels(store, compute):
 def test_individual_figure_options(store, compute):
     """same_scale: one scale for both input layers; show_preds: the prediction box."""
     ref = compute("digits_table", "Gradient", {"times_input": True}, ("1:0",), 2)
-    values = load_result(store, ref).get_result("array")["Output_2"]
+    values = load_result(store, ref, SESSION).get_result("array")["Output_2"]
     image, table = values["Input_1"][0, 0, :, :, 0], values["Input_2"][0, :, 0]
-    plain = individual_figure(store, ref, [0], ["1:0"], "sum", [])
-    same = individual_figure(store, ref, [0], ["1:0"], "sum", ["same_scale"])
+    plain = individual_figure(store, ref, SESSION, [0], ["1:0"], "sum", [])
+    same = individual_figure(store, ref, SESSION, [0], ["1:0"], "sum", ["same_scale"])
     assert [t.type for t in plain.data] == [t.type for t in same.data] == ["heatmap", "bar"]
     largest = np.abs(image).max() / max(np.abs(image).max(), np.abs(table).max())
     assert largest < 0.99  # the table has the larger values: the image gets paler
     assert np.nanmax(np.abs(np.asarray(plain.data[0].z, dtype=float))) == pytest.approx(1.0)
     assert np.nanmax(np.abs(np.asarray(same.data[0].z, dtype=float))) == pytest.approx(largest)
     assert not any(text.startswith("Pred.") for text in _texts(plain))
-    preds = individual_figure(store, ref, [0], ["1:0"], "sum", ["show_preds"])
+    preds = individual_figure(store, ref, SESSION, [0], ["1:0"], "sum", ["show_preds"])
     assert sum(text.startswith("Pred.") for text in _texts(preds)) == 2
 
 
 def test_global_figure_of_a_tabular_result(store, iris_ref):
-    values = load_result(store, iris_ref).get_result("array")
-    figure = global_figure(store, iris_ref, ["0:0"], "abs", None)
+    values = load_result(store, iris_ref, SESSION).get_result("array")
+    figure = global_figure(store, iris_ref, SESSION, ["0:0"], "abs", None)
     assert "box" in _types(figure)
     (box,) = [trace for trace in figure.data if trace.type == "box"]
     np.testing.assert_allclose(box.median, np.median(np.abs(values[:, :, 0]), axis=0), rtol=1e-6)
-    signed = global_figure(store, iris_ref, ["0:0"], "identity", None)
+    signed = global_figure(store, iris_ref, SESSION, ["0:0"], "identity", None)
     (box,) = [trace for trace in signed.data if trace.type == "box"]
     np.testing.assert_allclose(box.median, np.median(values[:, :, 0], axis=0), rtol=1e-6)
     assert (np.median(values[:, :, 0], axis=0) < 0).any()  # the two differ
 
 
 def test_global_figure_marks_the_reference_row(store, iris_ref):
-    values = load_result(store, iris_ref).get_result("array")
-    figure = global_figure(store, iris_ref, ["0:2"], "abs", 2)
+    values = load_result(store, iris_ref, SESSION).get_result("array")
+    figure = global_figure(store, iris_ref, SESSION, ["0:2"], "abs", 2)
     shown = [t for t in figure.data if t.name.startswith("selected_points") and t.visible]
     assert [t.name for t in shown] == ["selected_points_3"]
     marked = np.asarray(shown[0].y, dtype=float)
@@ -178,7 +189,7 @@ def test_global_figure_marks_the_reference_row(store, iris_ref):
 
 def test_global_figure_of_an_image_result(store, compute):
     ref = compute("digits", "Gradient", {}, ("0:3",), 3)
-    figure = global_figure(store, ref, None, None, None)
+    figure = global_figure(store, ref, SESSION, None, None, None)
     assert _types(figure) == {"heatmap"}
 
 
@@ -186,33 +197,33 @@ def test_global_connection_weights_gives_a_note(store, compute):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the data is not passed to the global variant
         ref = compute("iris", "ConnectionWeights", {}, ("0:0", "0:1"), 5)
-    figure = global_figure(store, ref, ["0:0"], "abs", None)
+    figure = global_figure(store, ref, SESSION, ["0:0"], "abs", None)
     assert len(figure.data) == 0
     (note,) = figure.layout.annotations
     assert note.text.startswith("Global Connection Weights explains no data points")
-    individual = individual_figure(store, ref, [0], ["0:0", "0:1"], "sum", [])
+    individual = individual_figure(store, ref, SESSION, [0], ["0:0", "0:1"], "sum", [])
     assert _types(individual) == {"bar"} and len(individual.data) == 2
     local = compute("iris", "ConnectionWeights", {"times_input": True}, ("0:0",), 5)
-    assert "box" in _types(global_figure(store, local, ["0:0"], "abs", None))
+    assert "box" in _types(global_figure(store, local, SESSION, ["0:0"], "abs", None))
 
 
 # --- table ---------------------------------------------------------------------------------
 
 
 def test_table_pages_innsights_data_frame(store, iris_ref):
-    frame = load_result(store, iris_ref).get_result("data.frame")
+    frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
     assert len(frame) == 4 * 4 * 2
-    records, columns, pages = table_page(store, iris_ref, 0, 5)
+    records, columns, pages = table_page(store, iris_ref, SESSION, 0, 5)
     assert columns == [{"field": c, "headerName": c} for c in frame.columns]
     assert pages == 7  # ⌈32 / 5⌉
     _assert_page(records, frame.iloc[:5])
-    last, _, _ = table_page(store, iris_ref, 6, 5)
+    last, _, _ = table_page(store, iris_ref, SESSION, 6, 5)
     _assert_page(last, frame.iloc[30:])
     assert len(last) == 2
-    middle, _, _ = table_page(store, iris_ref, 3, 5)
+    middle, _, _ = table_page(store, iris_ref, SESSION, 3, 5)
     _assert_page(middle, frame.iloc[15:20])
-    assert table_page(store, iris_ref, 0, 100)[2] == 1
-    assert table_page(store, iris_ref, 9, 5)[0] == []
+    assert table_page(store, iris_ref, SESSION, 0, 100)[2] == 1
+    assert table_page(store, iris_ref, SESSION, 9, 5)[0] == []
     json.dumps(records)  # plain values for the DataTable
 
 
@@ -231,8 +242,8 @@ def _assert_page(records: list[dict], part: pd.DataFrame) -> None:
 
 
 def test_download_csv_is_the_data_frame(store, iris_ref):
-    frame = load_result(store, iris_ref).get_result("data.frame")
-    file = download(store, iris_ref, "csv")
+    frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
+    file = download(store, iris_ref, SESSION, "csv")
     assert file["filename"] == f"Gradient_{iris_ref['key'][:8]}.csv"
     read = pd.read_csv(io.StringIO(file["content"]))
     assert list(read.columns) == list(frame.columns)
@@ -245,19 +256,19 @@ def test_download_csv_is_the_data_frame(store, iris_ref):
 
 
 def test_download_npz_holds_the_arrays(store, iris_ref):
-    file = download(store, iris_ref, "npz")
+    file = download(store, iris_ref, SESSION, "npz")
     assert file["base64"] is True and file["filename"] == f"Gradient_{iris_ref['key'][:8]}.npz"
     with np.load(io.BytesIO(base64.b64decode(file["content"])), allow_pickle=False) as arrays:
         assert arrays.files == ["Output_1__Input_1"]
         np.testing.assert_array_equal(
-            arrays["Output_1__Input_1"], load_result(store, iris_ref).get_result("array")
+            arrays["Output_1__Input_1"], load_result(store, iris_ref, SESSION).get_result("array")
         )
 
 
 def test_download_npz_of_two_inputs_and_outputs(store, compute):
     ref = compute("digits_table", "Gradient", {}, ("0:2", "1:0"), 2)
-    expected = load_result(store, ref).get_result("array")
-    file = download(store, ref, "npz")
+    expected = load_result(store, ref, SESSION).get_result("array")
+    file = download(store, ref, SESSION, "npz")
     with np.load(io.BytesIO(base64.b64decode(file["content"])), allow_pickle=False) as arrays:
         names = {f"{o}__{i}" for o, per_input in expected.items() for i in per_input}
         assert set(arrays.files) == names and len(names) == 4
@@ -267,7 +278,7 @@ def test_download_npz_of_two_inputs_and_outputs(store, compute):
 
 
 def test_download_parameters(store, iris_ref):
-    file = download(store, iris_ref, "params")
+    file = download(store, iris_ref, SESSION, "params")
     assert file["filename"] == f"Gradient_{iris_ref['key'][:8]}_parameters.json"
     saved = json.loads(file["content"])
     assert saved["method"] == "Gradient"
@@ -279,9 +290,9 @@ def test_download_parameters(store, iris_ref):
 
 def test_global_figure_aggregates_channels_as_asked(store, compute):
     ref = compute("signals", "Gradient", {"times_input": True}, outputs=["0:0"], rows=6)
-    result = load_result(store, ref)
+    result = load_result(store, ref, SESSION)
     values = np.abs(result.get_result("array")[..., 0])  # (rows, channels, length)
     for how, reduce in (("sum", values.sum(axis=1)), ("norm", np.sqrt((values**2).sum(axis=1)))):
-        fig = global_figure(store, ref, ["0:0"], "abs", None, how)
+        fig = global_figure(store, ref, SESSION, ["0:0"], "abs", None, how)
         box = next(t for t in fig.data if t.type == "box")
         np.testing.assert_allclose(box.median, np.median(reduce, axis=0), rtol=1e-5)

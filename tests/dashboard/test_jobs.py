@@ -8,11 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from support.dashboard import SESSION
 
 import attribution
 import demo_data
 from attribution import DeepLift
-from dashboard.jobs import build_request, parse_outputs, request_key, run_attribution
+from dashboard.jobs import build_request, parse_outputs, request_owner, run_attribution, session_key
 from dashboard.methods import canonical_params, run_method
 from dashboard.store import Store
 
@@ -20,7 +21,7 @@ IRIS = {"kind": "demo", "name": "iris"}
 
 
 def _request(store, method="Gradient", raw=None, outputs=("0:0",), rows=5, model=IRIS, data=IRIS):
-    return build_request(store, model, data, method, raw or {}, list(outputs), rows)
+    return build_request(store, model, data, method, raw or {}, list(outputs), rows, SESSION)
 
 
 # --- build_request -------------------------------------------------------------------------
@@ -98,8 +99,12 @@ def test_request_key_is_equal_for_equal_requests(store):
     a = _request(store, "IntegratedGradient", {"n": 10, "reference": "mean"}, ("0:1", "0:0"))
     b = _request(store, "IntegratedGradient", {"reference": "mean", "n": 10}, ("0:0", "0:1"))
     assert a == b
-    assert request_key(a) == request_key(dict(reversed(b.items()))) == request_key(b)
-    assert len(request_key(a)) == 64
+    assert (
+        session_key(a, SESSION)
+        == session_key(dict(reversed(b.items())), SESSION)
+        == session_key(b, SESSION)
+    )
+    assert len(session_key(a, SESSION)) == 64
 
 
 def test_request_key_differs_with_the_request(store, monkeypatch):
@@ -113,14 +118,14 @@ def test_request_key_differs_with_the_request(store, monkeypatch):
         _request(store, "IntegratedGradient", {"n": 10}, ("0:0",), 6),
         _request(store, "ExpectedGradient", {"n": 10}, ("0:0",), 5),
     ]
-    keys = {request_key(base), *(request_key(other) for other in others)}
+    keys = {session_key(base, SESSION), *(session_key(other, SESSION) for other in others)}
     assert len(keys) == 1 + len(others)
     other_data = {**base, "data": {"kind": "upload", "sha": "0" * 64, "input_columns": None,
                                    "channels_last": False}}  # fmt: skip
-    assert request_key(other_data) != request_key(base)
-    key = request_key(base)
+    assert session_key(other_data, SESSION) != session_key(base, SESSION)
+    key = session_key(base, SESSION)
     monkeypatch.setattr(attribution, "__version__", "0.0.0-other")
-    assert request_key(base) != key
+    assert session_key(base, SESSION) != key
 
 
 # --- run_attribution -----------------------------------------------------------------------
@@ -131,8 +136,8 @@ def test_run_attribution_memoises_the_result(store, demo_model):
     request = _request(store, "LRP", {"rule_name": {"Conv2D_Layer": "epsilon"}}, ("0:0", "0:7"),
                        3, model=digits, data=digits)  # fmt: skip
     progress: list[tuple[int, int]] = []
-    ref = run_attribution(store.directory, 50 * 1024**2, request, progress.append)
-    assert ref == {"key": request_key(request), "request": request, "cached": False}
+    ref = run_attribution(store, request, request_owner(request, SESSION), progress.append)
+    assert ref == {"key": session_key(request, SESSION), "request": request}
     assert progress and all(len(step) == 2 for step in progress)
     done = [d for d, _ in progress]
     assert done == sorted(done) and progress[-1][0] == progress[-1][1]
@@ -154,7 +159,7 @@ def test_run_attribution_memoises_the_result(store, demo_model):
 
 def test_references_come_from_all_the_data(store, demo_model):
     request = _request(store, "DeepLift", {"reference": "mean"}, ("0:1",), 3)
-    ref = run_attribution(store.directory, 50 * 1024**2, request, lambda _: None)
+    ref = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)
     x = demo_data.load_demo("iris").inputs[0]
     want = DeepLift(demo_model("iris").converter, x[:3], x_ref=x.mean(axis=0, keepdims=True),
                     output_idx=[1])  # fmt: skip
@@ -164,23 +169,24 @@ def test_references_come_from_all_the_data(store, demo_model):
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_an_uploaded_unconverted_model_with_csv_data(store, npy_bytes):
+def test_an_uploaded_unconverted_model_with_csv_data(trusting_store, npy_bytes):
+    store = trusting_store
     torch.manual_seed(0)
     module = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2))
     buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.jit.save(torch.jit.script(module.eval()), buffer)
-    model_ref = {"kind": "upload", "sha": store.put_bytes(buffer.getvalue(), "m.pt"),
+    model_ref = {"kind": "upload", "sha": store.put_bytes(buffer.getvalue(), "m.pt", owner=SESSION),
                  "input_dim": None}  # fmt: skip
     csv = b"a,b,label,c\n1,2,x,3\n0.5,-1,y,2\n-2,0,x,1\n"
-    data_ref = {"kind": "upload", "sha": store.put_bytes(csv, "t.csv"), "input_columns": None,
-                "channels_last": False}  # fmt: skip
+    sha = store.put_bytes(csv, "t.csv", owner=SESSION)
+    data_ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
     request = build_request(store, model_ref, data_ref, "Gradient", {"times_input": True},
-                            ["0:1"], 10)  # fmt: skip
+                            ["0:1"], 10, SESSION)  # fmt: skip
     assert request["rows"] == 3 and "ignore_last_act" not in request["params"]
     progress: list = []
-    ref = run_attribution(store.directory, 50 * 1024**2, request, progress.append)
+    ref = run_attribution(store, request, request_owner(request, SESSION), progress.append)
     assert progress == [(1, 1)]
     x = np.array([[1, 2, 3], [0.5, -1, 2], [-2, 0, 1]], dtype=np.float32)
     want = attribution.torch_grad(module, x, output_idx=[1], times_input=True)
@@ -193,10 +199,10 @@ def test_an_uploaded_unconverted_model_with_csv_data(store, npy_bytes):
 
 def test_a_models_own_feature_names_win_over_the_csv_header(store, demo_ref):
     csv = b"w,x,y,z\n5.1,3.5,1.4,0.2\n6.2,2.9,4.3,1.3\n"
-    data_ref = {"kind": "upload", "sha": store.put_bytes(csv, "t.csv"), "input_columns": None,
-                "channels_last": False}  # fmt: skip
-    request = build_request(store, demo_ref("iris"), data_ref, "Gradient", {}, ["0:0"], 2)
-    ref = run_attribution(store.directory, 50 * 1024**2, request, lambda _: None)
+    sha = store.put_bytes(csv, "t.csv", owner=SESSION)
+    data_ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
+    request = build_request(store, demo_ref("iris"), data_ref, "Gradient", {}, ["0:0"], 2, SESSION)
+    ref = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)
     frame = store.get_result(ref["key"]).get_result("data.frame")
     iris_names = demo_data.load_demo("iris").input_names[0][0]
     assert list(frame["feature"].cat.categories) == iris_names

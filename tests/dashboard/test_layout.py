@@ -45,7 +45,7 @@ def test_controls_start_at_innsights_defaults(demo_model):
 
 def test_unconverted_models_get_no_ignore_last_act(scripted_model):
     names = [c.id["name"] for c in _controls(parameter_controls("SmoothGrad", scripted_model))]
-    assert names == ["times_input", "n", "noise_level", "dtype"]
+    assert names == ["times_input", "n", "noise_level", "seed", "dtype"]
 
 
 def test_no_method_no_controls(demo_model):

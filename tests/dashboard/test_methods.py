@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from support.dashboard import SESSION
 from torch import nn
 
 import attribution
@@ -25,7 +26,7 @@ from attribution import (
 )
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
 from dashboard.callbacks.views import download
-from dashboard.jobs import build_request, request_key, run_attribution
+from dashboard.jobs import build_request, request_owner, run_attribution, session_key
 from dashboard.methods import (
     METHOD_PARAMETERS,
     canonical_params,
@@ -474,8 +475,10 @@ def _job_array(cache_dir, demo_ref, method: str, raw: dict) -> np.ndarray:
     """The result of an iris job for ``method``, computed in a new store in ``cache_dir``."""
     ref = demo_ref("iris")
     with Store(cache_dir, size_limit=CACHE_LIMIT) as store:
-        request = build_request(store, ref, ref, method, raw, ["0:0", "0:2"], 5)
-        key = run_attribution(store.directory, CACHE_LIMIT, request, lambda _: None)["key"]
+        request = build_request(store, ref, ref, method, raw, ["0:0", "0:2"], 5, SESSION)
+        key = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)[
+            "key"
+        ]
         return _array(store.get_result(key))
 
 
@@ -498,12 +501,14 @@ def test_the_seed_is_part_of_the_cache_key(store, demo_ref):
     ref = demo_ref("iris")
 
     def key(raw: dict) -> str:
-        return request_key(build_request(store, ref, ref, "SmoothGrad", raw, ["0:0"], 3))
+        return session_key(
+            build_request(store, ref, ref, "SmoothGrad", raw, ["0:0"], 3, SESSION), SESSION
+        )
 
     assert key({}) == key({"seed": 0}) != key({"seed": 1})
 
 
 def test_the_downloaded_parameters_hold_the_seed(store, compute):
     ref = compute("iris", "ExpectedGradient", {"n": 4, "seed": 9})
-    saved = json.loads(download(store, ref, "params")["content"])
+    saved = json.loads(download(store, ref, SESSION, "params")["content"])
     assert saved["params"] == {**DEFAULTS["ExpectedGradient"], "n": 4, "seed": 9}

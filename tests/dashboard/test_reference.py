@@ -8,12 +8,13 @@ import hashlib
 import numpy as np
 import pytest
 import torch
+from support.dashboard import SESSION
 
 import attribution
 from attribution import DeepLift, DeepSHAP, ExpectedGradient, IntegratedGradient
 from dashboard.callbacks import loading
 from dashboard.config import Config
-from dashboard.jobs import build_request, request_key, run_attribution
+from dashboard.jobs import build_request, request_owner, run_attribution, session_key
 from dashboard.layout.parameters import parameter_controls
 from dashboard.methods import canonical_params, run_method, sample_rows
 
@@ -31,7 +32,7 @@ def _array(result) -> np.ndarray:
 
 
 def _request(store, method, raw, rows=3):
-    return build_request(store, IRIS, IRIS, method, raw, ["0:0", "0:2"], rows)
+    return build_request(store, IRIS, IRIS, method, raw, ["0:0", "0:2"], rows, SESSION)
 
 
 # --- canonical parameters ------------------------------------------------------------------
@@ -83,8 +84,12 @@ def test_bad_background_values_are_named(iris, raw, message):
 
 
 def test_the_cache_key_follows_the_reference_choice(store, iris_x):
-    one, other = (store.put_bytes(_csv(iris_x[i : i + 1]), f"r{i}.csv") for i in (3, 4))
-    key = request_key
+    one, other = (
+        store.put_bytes(_csv(iris_x[i : i + 1]), f"r{i}.csv", owner=SESSION) for i in (3, 4)
+    )
+
+    def key(request):
+        return session_key(request, SESSION)
 
     def uploaded(sha):
         return key(
@@ -156,11 +161,9 @@ def test_sampled_background_equals_the_engine(iris, iris_x, method, engine):
     torch.manual_seed(2)
     got = run_method(iris, [x], method, params, [[0, 1]], reference_data=[iris_x])
     chosen = sample_rows(len(iris_x), 9, 4)
-    kwargs = {"n": 6} if method == "ExpectedGradient" else {}
-    torch.manual_seed(2)
+    kwargs = {"n": 6, "seed": 0} if method == "ExpectedGradient" else {"seed": 0}
     want = engine(iris.converter, x, data_ref=iris_x[chosen], output_idx=[0, 1], **kwargs)
     np.testing.assert_array_equal(_array(got), _array(want))
-    torch.manual_seed(2)
     everything = engine(iris.converter, x, data_ref=iris_x, output_idx=[0, 1], **kwargs)
     assert not np.allclose(_array(got), _array(everything))
 
@@ -173,8 +176,7 @@ def test_uploaded_background_equals_the_engine(iris, iris_x, method, engine):
     torch.manual_seed(5)
     got = run_method(iris, [x], method, params, [[2]], reference_data=[iris_x],
                      uploaded_reference=[background])  # fmt: skip
-    torch.manual_seed(5)
-    want = engine(iris.converter, x, data_ref=background, output_idx=[2])
+    want = engine(iris.converter, x, data_ref=background, output_idx=[2], seed=0)
     np.testing.assert_array_equal(_array(got), _array(want))
 
 
@@ -186,9 +188,8 @@ def test_unconverted_models_take_the_sampled_background(scripted_model):
     torch.manual_seed(3)
     got = run_method(scripted_model, [data[:2]], "ExpectedGradient", params, [[0]],
                      reference_data=[data])  # fmt: skip
-    torch.manual_seed(3)
     want = attribution.torch_expgrad(scripted_model.module, data[:2], n=4, output_idx=[0],
-                                     data_ref=data[sample_rows(20, 6, 1)])  # fmt: skip
+                                     data_ref=data[sample_rows(20, 6, 1)], seed=0)  # fmt: skip
     np.testing.assert_array_equal(_array(got), want.numpy())
 
 
@@ -199,11 +200,11 @@ def test_the_job_reads_the_uploaded_reference_row(store, iris, iris_x):
     row = iris_x[7:8] * 0.9
     text = ",".join(repr(float(v)) for v in row[0])
     sha = store.put_bytes(
-        f"sl,sw,pl,pw,label\n{text},setosa\n".encode(), "ref.csv"
+        f"sl,sw,pl,pw,label\n{text},setosa\n".encode(), "ref.csv", owner=SESSION
     )  # text: no input
     request = _request(store, "IntegratedGradient", {"reference": "upload", "reference_sha": sha})
     assert request["params"]["reference_sha"] == sha
-    ref = run_attribution(store.directory, LIMIT, request, lambda _: None)
+    ref = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)
     want = IntegratedGradient(iris.converter, iris_x[:3], x_ref=row, output_idx=[0, 2])
     got = _array(store.get_result(ref["key"]))
     np.testing.assert_allclose(got, _array(want), rtol=1e-6, atol=1e-7)
@@ -211,9 +212,9 @@ def test_the_job_reads_the_uploaded_reference_row(store, iris, iris_x):
 
 def test_the_job_reads_an_uploaded_background_npy(store, iris, iris_x, npy_bytes):
     background = iris_x[20:32]
-    sha = store.put_bytes(npy_bytes(background), "background.npy")
+    sha = store.put_bytes(npy_bytes(background), "background.npy", owner=SESSION)
     request = _request(store, "DeepSHAP", {"background": "upload", "reference_sha": sha})
-    ref = run_attribution(store.directory, LIMIT, request, lambda _: None)
+    ref = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)
     want = DeepSHAP(iris.converter, iris_x[:3], data_ref=background, output_idx=[0, 2])
     np.testing.assert_array_equal(_array(store.get_result(ref["key"])), _array(want))
 
@@ -230,16 +231,16 @@ def test_the_job_reads_an_uploaded_background_npy(store, iris, iris_x, npy_bytes
 def test_bad_reference_files_say_what_is_wrong(store, iris_x, rows, name, message):
     values = iris_x[:rows] if name != "narrow.csv" else iris_x[:rows, :3]
     header = "a,b,c,d" if name != "narrow.csv" else "a,b,c"
-    sha = store.put_bytes(_csv(values, header), name)
+    sha = store.put_bytes(_csv(values, header), name, owner=SESSION)
     with pytest.raises(ValueError, match=message):
         _request(store, "IntegratedGradient", {"reference": "upload", "reference_sha": sha})
 
 
 def test_a_background_file_may_have_many_rows_but_must_fit(store, iris_x):
-    sha = store.put_bytes(_csv(iris_x[:5]), "five.csv")
+    sha = store.put_bytes(_csv(iris_x[:5]), "five.csv", owner=SESSION)
     request = _request(store, "ExpectedGradient", {"background": "upload", "reference_sha": sha})
     assert request["params"]["reference_sha"] == sha
-    narrow = store.put_bytes(_csv(iris_x[:5, :2], "a,b"), "narrow.csv")
+    narrow = store.put_bytes(_csv(iris_x[:5, :2], "a,b"), "narrow.csv", owner=SESSION)
     with pytest.raises(ValueError, match=r"does not fit the model: IrisMLP expects \(batch, 4\)"):
         _request(store, "ExpectedGradient", {"background": "upload", "reference_sha": narrow})
 
@@ -251,16 +252,16 @@ def test_receiving_a_reference_keeps_only_its_sha(store, tmp_path, iris_x, as_up
     config = Config(cache_dir=tmp_path / "cache")
     content = _csv(iris_x[:1])
     ref, info = loading.receive_reference(store, config, as_upload(content), "one.csv", IRIS,
-                                            IRIS)  # fmt: skip
+                                            IRIS, SESSION)  # fmt: skip
     assert ref == {"sha": hashlib.sha256(content).hexdigest(), "filename": "one.csv"}
-    assert store.get_bytes(ref["sha"]) == content
+    assert store.get_bytes(ref["sha"], owner=SESSION) == content
     assert "1 row, (batch, 4)" in "".join(str(part) for part in info[1:])
     assert loading.reference_sha(ref) == ref["sha"] and loading.reference_sha(None) is None
     with pytest.raises(ValueError, match=r"Load a model before the reference file"):
-        loading.receive_reference(store, config, as_upload(content), "one.csv", None, None)
+        loading.receive_reference(store, config, as_upload(content), "one.csv", None, None, SESSION)
     with pytest.raises(ValueError, match=r"IrisMLP expects \(batch, 4\) but bad\.csv has"):
         loading.receive_reference(store, config, as_upload(_csv(iris_x[:1, :2], "a,b")),
-                                    "bad.csv", IRIS, IRIS)  # fmt: skip
+                                    "bad.csv", IRIS, IRIS, SESSION)  # fmt: skip
 
 
 def test_the_reference_area_shows_for_upload_choices():

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from support.dashboard import SESSION
 
 import demo_data
 from dashboard import sources
@@ -26,12 +27,12 @@ CATALOGUE = json.loads((demo_data.FILES / "demos.json").read_text(encoding="utf-
 @pytest.mark.parametrize("entry", CATALOGUE, ids=[e["name"] for e in CATALOGUE])
 def test_every_demo_of_demos_json_loads(store, demo_ref, entry):
     ref = demo_ref(entry["name"])
-    model = model_from_ref(store, ref)
+    model = model_from_ref(store, ref, SESSION)
     assert model.converter is not None
     assert model.input_dim == [tuple(dim) for dim in entry["input_dim"]]
     assert model.output_names == entry["output_names"]
     assert model.input_names == entry["input_names"]
-    data = data_from_ref(store, ref, model)
+    data = data_from_ref(store, ref, model, SESSION)
     with np.load(demo_data.FILES / entry["files"]["data"], allow_pickle=False) as stored:
         expected = [stored[f"input_{k}"] for k in range(1, len(entry["input_dim"]) + 1)]
     assert len(data.arrays) == len(expected)
@@ -42,14 +43,16 @@ def test_every_demo_of_demos_json_loads(store, demo_ref, entry):
 
 
 def test_a_demo_model_is_kept_in_memory(store, demo_ref):
-    first = model_from_ref(store, demo_ref("iris"))
-    assert model_from_ref(store, {"name": "iris", "kind": "demo"}) is first  # key order aside
-    assert model_from_ref(store, demo_ref("diabetes")) is not first
+    first = model_from_ref(store, demo_ref("iris"), SESSION)
+    assert (
+        model_from_ref(store, {"name": "iris", "kind": "demo"}, SESSION) is first
+    )  # key order aside
+    assert model_from_ref(store, demo_ref("diabetes"), SESSION) is not first
 
 
 def test_an_unknown_demo_is_named(store, demo_ref):
     with pytest.raises(ValueError, match=r"No demo named 'mnist'; the demos are: 'iris', "):
-        model_from_ref(store, demo_ref("mnist"))
+        model_from_ref(store, demo_ref("mnist"), SESSION)
 
 
 def _scripted_bytes() -> tuple[torch.nn.Module, bytes]:
@@ -63,38 +66,39 @@ def _scripted_bytes() -> tuple[torch.nn.Module, bytes]:
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated:DeprecationWarning")
-def test_upload_refs_load_the_stored_bytes(store):
+def test_upload_refs_load_the_stored_bytes(trusting_store):
+    store = trusting_store
     module, data = _scripted_bytes()
-    sha = store.put_bytes(data, "linear.pt")
-    model = model_from_ref(store, {"kind": "upload", "sha": sha, "input_dim": None})
+    sha = store.put_bytes(data, "linear.pt", owner=SESSION)
+    model = model_from_ref(store, {"kind": "upload", "sha": sha, "input_dim": None}, SESSION)
     assert (model.name, model.format, model.input_dim) == ("linear.pt", "TorchScript", [(3,)])
     x = torch.randn(4, 3)
     torch.testing.assert_close(model.module(x), module(x))
 
     table = pd.DataFrame({"a": [1.0, 2.0], "label": ["x", "y"], "b": [3.0, 4.0], "c": [5, 6]})
-    csv_sha = store.put_bytes(table.to_csv(index=False).encode(), "table.csv")
+    csv_sha = store.put_bytes(table.to_csv(index=False).encode(), "table.csv", owner=SESSION)
     ref = {"kind": "upload", "sha": csv_sha, "input_columns": ["c", "a", "b"],
            "channels_last": False}  # fmt: skip
-    loaded = data_from_ref(store, ref, model)
+    loaded = data_from_ref(store, ref, model, SESSION)
     np.testing.assert_array_equal(loaded.arrays[0], [[5, 1, 3], [6, 2, 4]])
     assert loaded.input_names == ["c", "a", "b"] and loaded.ignored == ["label"]
 
 
 def test_upload_data_is_read_in_the_models_shape_and_channel_order(store, image_model, npy_bytes):
     images = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8, 1)  # channels last
-    sha = store.put_bytes(npy_bytes(images), "images.npy")
+    sha = store.put_bytes(npy_bytes(images), "images.npy", owner=SESSION)
     ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": True}
-    loaded = data_from_ref(store, ref, image_model)
+    loaded = data_from_ref(store, ref, image_model, SESSION)
     np.testing.assert_array_equal(loaded.arrays[0], np.moveaxis(images, -1, 1))
-    flat = store.put_bytes(npy_bytes(images.reshape(2, 64)), "flat.npy")
+    flat = store.put_bytes(npy_bytes(images.reshape(2, 64)), "flat.npy", owner=SESSION)
     ref = {"kind": "upload", "sha": flat, "input_columns": None, "channels_last": False}
-    assert data_from_ref(store, ref, image_model).shapes == [(1, 8, 8)]
+    assert data_from_ref(store, ref, image_model, SESSION).shapes == [(1, 8, 8)]
 
 
 def test_an_evicted_upload_says_to_upload_again(store):
     ref = {"kind": "upload", "sha": "ab" * 32, "input_dim": None}
     with pytest.raises(KeyError, match=r"No upload with hash abababababab… is stored.*Upload the"):
-        model_from_ref(store, ref)
+        model_from_ref(store, ref, SESSION)
 
 
 def test_ref_hash_of_uploads_follows_the_reading_options():
@@ -142,8 +146,8 @@ def test_a_rebuilt_demo_gets_another_hash(tmp_path, monkeypatch, demo_ref):
 
 @pytest.mark.parametrize(("name", "tabular"), [("iris", True), ("digits", False)])
 def test_demo_data_carries_the_feature_names_of_tabular_demos(store, demo_ref, name, tabular):
-    model = model_from_ref(store, demo_ref(name))
-    data = data_from_ref(store, demo_ref(name), model)
+    model = model_from_ref(store, demo_ref(name), SESSION)
+    data = data_from_ref(store, demo_ref(name), model, SESSION)
     expected = model.input_names[0][0] if tabular else None
     assert data.input_names == expected
 
@@ -157,24 +161,33 @@ def _png(pixels: np.ndarray) -> bytes:
 def test_uploaded_images_follow_the_scaling_and_the_stores_limits(tmp_path, image_model):
     pixels = np.arange(64, dtype=np.uint8).reshape(8, 8) * 3
     with Store(tmp_path / "a") as store:
-        ref = {"kind": "upload", "sha": store.put_bytes(_png(pixels), "x.png"),
+        ref = {"kind": "upload", "sha": store.put_bytes(_png(pixels), "x.png", owner=SESSION),
                "image_mean": [0.5], "image_std": [0.25]}  # fmt: skip
-        data = data_from_ref(store, ref, image_model)
+        data = data_from_ref(store, ref, image_model, SESSION)
         np.testing.assert_allclose(data.arrays[0][0, 0], (pixels / 255 - 0.5) / 0.25, atol=1e-5)
     with Store(tmp_path / "b", upload_limits=UploadLimits(max_image_pixels=32)) as small:
-        ref = {"kind": "upload", "sha": small.put_bytes(_png(pixels), "x.png")}
+        ref = {"kind": "upload", "sha": small.put_bytes(_png(pixels), "x.png", owner=SESSION)}
         with pytest.raises(ValueError, match="pixels"):
-            data_from_ref(small, ref, image_model)
+            data_from_ref(small, ref, image_model, SESSION)
 
 
 def test_data_is_read_once_per_reference(store, demo_ref, monkeypatch):
-    model = model_from_ref(store, demo_ref("iris"))
-    ref = {"kind": "upload", "sha": store.put_bytes(b"a,b,c,d\n1,2,3,4\n", "once.csv")}
+    model = model_from_ref(store, demo_ref("iris"), SESSION)
+    ref = {
+        "kind": "upload",
+        "sha": store.put_bytes(b"a,b,c,d\n1,2,3,4\n", "once.csv", owner=SESSION),
+    }
     reads = []
     monkeypatch.setattr(sources, "read_data", lambda *a, **k: reads.append(a) or "read")
     sources.DATA.clear()
-    assert data_from_ref(store, ref, model) == data_from_ref(store, ref, model) == "read"
+    assert (
+        data_from_ref(store, ref, model, SESSION)
+        == data_from_ref(store, ref, model, SESSION)
+        == "read"
+    )
     assert len(reads) == 1
-    data_from_ref(store, {**ref, "channels_last": True}, model)  # other options: read again
+    data_from_ref(
+        store, {**ref, "channels_last": True}, model, SESSION
+    )  # other options: read again
     assert len(reads) == 2
     sources.DATA.clear()
