@@ -1,5 +1,7 @@
 """The Dash app: ``create_app(config)`` builds it; ``server`` serves it under gunicorn
-(``gunicorn dashboard.app:server``)."""
+with the default settings (``gunicorn dashboard.app:server``), ``make_server(*options)``
+with the command line's options
+(``gunicorn -w 4 "dashboard.app:make_server('--redis-url', 'redis://localhost:6379/0')"``)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from pathlib import Path
 from dash import Dash
 
 from dashboard.callbacks.register import register_callbacks
-from dashboard.config import Config
+from dashboard.config import Config, parse_args
 from dashboard.jobqueue import make_runner
 from dashboard.layout import build_layout
 from dashboard.sessions import new_token
@@ -72,6 +74,12 @@ def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | No
 @lru_cache(maxsize=1)
 def _default_app() -> Dash:
     return create_app()
+
+
+def make_server(*options: str):
+    """The Flask server of an app configured by ``python -m dashboard``'s options, for
+    gunicorn's factory syntax (each gunicorn worker calls it once)."""
+    return create_app(parse_args(list(options))).server
 
 
 def __getattr__(name: str):

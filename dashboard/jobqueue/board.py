@@ -28,6 +28,10 @@ HEARTBEAT = 1.0
 """Seconds between a running job's heartbeats."""
 ACTIVE = ("queued", "running")
 
+_LOST = (
+    "the worker running it stopped (it was killed or ran out of memory). Press Compute to "
+    "try again."
+)
 _QUEUE = "jobs/queue"
 _RUNNING = "jobs/running"
 _JOB = "jobs/job/"
@@ -116,20 +120,22 @@ class JobBoard:
             return True
 
     def status(self, job_id: str, waiter: str) -> JobStatus:
-        """The job as ``waiter`` sees it: a job it left counts as cancelled for it; a
-        running job without heartbeats or past its time limit becomes failed."""
+        """The job as ``waiter`` sees it: a job it left (or never asked for) counts as
+        cancelled for it; a running job without heartbeats becomes failed, one past its
+        time limit shows as failed (its runner stops it)."""
         record = self._record(job_id)
         if record is None:
             return JobStatus("unknown", message=(
                 "this job is no longer known to the server (it was reset or its records "
                 "were evicted); press Compute again."
             ))  # fmt: skip
-        if record["state"] in ACTIVE and waiter not in record["waiters"]:
+        if waiter not in record["waiters"]:  # it left, or never asked: nothing to see
             return JobStatus("cancelled")
         if record["state"] == "running":
-            problem = self._problem(record)
-            if problem is not None:
-                self.fail(job_id, problem)
+            if self.overdue(record):  # shown failed now; its runner stops it and records it
+                return JobStatus("failed", message=self.overdue_message())
+            if self._lost(record):
+                self.fail(job_id, _LOST)
                 return self.status(job_id, waiter)
         if record["state"] == "queued":
             queue = self._list(_QUEUE)
@@ -208,15 +214,9 @@ class JobBoard:
             "Explain fewer rows or outputs, or use fewer samples."
         )
 
-    def _problem(self, record: dict) -> str | None:
-        if self.overdue(record):
-            return self.overdue_message()
-        if time.time() - (record["heartbeat"] or record["started"]) > STALE_AFTER:
-            return (
-                "the worker running it stopped (it was killed or ran out of memory). Press "
-                "Compute to try again."
-            )
-        return None
+    @staticmethod
+    def _lost(record: dict) -> bool:
+        return time.time() - (record["heartbeat"] or record["started"]) > STALE_AFTER
 
     def _start(self, job_id: str, worker: dict) -> dict | None:
         record = self._record(job_id)

@@ -13,8 +13,9 @@ from dashboard.config import Config, WorkLimits
 from dashboard.jobqueue.board import HEARTBEAT, JobBoard
 from dashboard.store import Store
 
-USER_ERRORS = (ValueError, TypeError, KeyError)
-"""The documented bad-input errors: their message is shown on the page."""
+USER_ERRORS = (ValueError, KeyError)
+"""The documented bad-input errors (a KeyError: an upload was evicted): their message is
+shown on the page; any other exception is a bug, logged with its traceback."""
 INTERNAL_ERROR = (
     "an internal error stopped it; the server's log has the details. Please report it."
 )
