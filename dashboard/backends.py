@@ -123,7 +123,8 @@ class RedisBackend:
         self.client.set(self.prefix + key, value, ex=self.expire)
 
     def add(self, key: str, value: bytes) -> bool:
-        return bool(self.client.set(self.prefix + key, value, ex=self.expire, nx=True))
+        """Set ``key`` if it is absent, for good (the server secret: it never expires)."""
+        return bool(self.client.set(self.prefix + key, value, nx=True))
 
     def delete(self, key: str) -> None:
         self.client.delete(self.prefix + key)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -182,19 +181,31 @@ class Page:
 
 
 @pytest.fixture
-def page(dash_duo, tmp_path, monkeypatch):
-    """The dashboard on its own cache folder, in a desktop-sized window."""
+def open_page(dash_duo, monkeypatch):
+    """Start the dashboard with a config and open it in a desktop-sized window."""
     # dash_duo stops its server by raising SystemExit in every thread started since the
     # server; a tqdm bar, even a disabled one, starts tqdm's monitor thread: not here.
     monkeypatch.setattr(tqdm_std.tqdm, "monitor_interval", 0)
-    app = create_app(Config(cache_dir=tmp_path / "cache", workers=1))
-    dash_duo.start_server(app)
-    dash_duo.driver.set_window_size(1280, 1000)
-    dash_duo.driver.execute_script(_DISABLE_SMOOTH_SCROLL)
-    opened = Page(dash_duo, app)
-    yield opened
+    opened: list[Page] = []
+
+    def start(config: Config) -> Page:
+        app = create_app(config)
+        dash_duo.start_server(app)
+        dash_duo.driver.set_window_size(1280, 1000)
+        dash_duo.driver.execute_script(_DISABLE_SMOOTH_SCROLL)
+        opened.append(Page(dash_duo, app))
+        return opened[-1]
+
+    yield start
     # That SystemExit, raised in a request thread that is inside an import, leaves the
     # import lock held, and the interpreter's exit hangs: end every test on a quiet page.
-    with contextlib.suppress(Exception):  # a failed test reports its own failure
-        opened.settle()
-    app.runner.close()
+    for page in opened:
+        with contextlib.suppress(Exception):  # a failed test reports its own failure
+            page.settle()
+        page.app.runner.close()
+
+
+@pytest.fixture
+def page(open_page, tmp_path):
+    """The dashboard on its own cache folder, with one local worker."""
+    return open_page(Config(cache_dir=tmp_path / "cache", workers=1))
