@@ -1,5 +1,6 @@
 """Building the app, preloading files (``--model``/``--data``), and the command line."""
 
+import io
 import json
 import subprocess
 import sys
@@ -103,3 +104,26 @@ def test_server_for_gunicorn_is_built_once(monkeypatch, tmp_path):
     assert server is app_module.server
     assert server.name == "dashboard.app"
     assert (tmp_path / "innsight-dashboard").is_dir()
+
+
+def test_a_body_over_the_upload_limit_is_refused_before_it_is_read(tmp_path):
+    app = create_app(Config(cache_dir=tmp_path / "cache", max_upload_bytes=10_000))
+    limit = app.server.config["MAX_CONTENT_LENGTH"]
+    body = b'{"output": "x"' + b" " * limit + b"}"
+    read = []
+
+    class Body(io.BytesIO):  # a request stream that records what the server read of it
+        def read(self, size=-1):
+            read.append(size)
+            return super().read(size)
+
+    client = app.server.test_client()
+    response = client.post(
+        "/_dash-update-component",
+        input_stream=Body(body),
+        headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+    )
+    assert response.status_code == 413
+    assert read == []  # refused from the Content-Length, nothing parsed
+    small = client.post("/_dash-update-component", data=b"{}", content_type="application/json")
+    assert small.status_code != 413
