@@ -42,7 +42,9 @@ def create_app(config: Config | None = None) -> Dash:
     app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD
     model_ref, data_ref = preloaded_refs(store, config)
     secret = store.secret()
-    app.layout = lambda: build_layout(model_ref, data_ref, new_token(secret))
+    app.layout = lambda: build_layout(
+        model_ref, data_ref, new_token(secret), config.trust_torchscript
+    )
     register_callbacks(app, store, config, runner)
     app.runner = runner
     return app

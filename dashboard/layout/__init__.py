@@ -14,7 +14,10 @@ POLL_MS = 250
 
 
 def build_layout(
-    model_ref: dict | None = None, data_ref: dict | None = None, session: str | None = None
+    model_ref: dict | None = None,
+    data_ref: dict | None = None,
+    session: str | None = None,
+    trust_torchscript: bool = False,
 ) -> dbc.Container:
     """The whole page (no callbacks here), starting with the given model and data.
 
@@ -38,7 +41,7 @@ def build_layout(
             html.H4("innsight for Python: feature attribution explorer", className="my-3"),
             dbc.Row(
                 [
-                    dbc.Col([model_card(), data_card(), method_card()], md=4, lg=3),
+                    dbc.Col([model_card(trust_torchscript), data_card(), method_card()], md=4, lg=3),
                     dbc.Col(
                         [
                             dbc.Alert(id=ids.ERROR_ALERT, color="danger", is_open=False,

@@ -26,8 +26,17 @@ def _upload(component_id: str, what: str, accept: str) -> dcc.Upload:
     )
 
 
-def model_card() -> dbc.Card:
+def model_card(trust_torchscript: bool = False) -> dbc.Card:
+    """The model card: a demo picker and the upload of a model file.
+
+    Parameters
+    ----------
+    trust_torchscript : bool, default=False
+        Whether the upload offers TorchScript (``.pt``, ``.ts``), which runs code from
+        the file (``--trust-torchscript``); the server refuses it otherwise.
+    """
     demos = [{"label": demo_data.metadata(n)["title"], "value": n} for n in demo_data.DEMOS]
+    suffixes = model_suffixes(allow_code=trust_torchscript)
     return dbc.Card(
         dbc.CardBody(
             [
@@ -35,8 +44,7 @@ def model_card() -> dbc.Card:
                 dbc.Label("Demo model", html_for=ids.DEMO_SELECT, className="small mb-0"),
                 dcc.Dropdown(id=ids.DEMO_SELECT, options=demos, placeholder="Pick a demo",
                              clearable=False, className="mb-2"),
-                _upload(ids.MODEL_UPLOAD, f"model ({', '.join(model_suffixes())})",
-                        ",".join(model_suffixes())),
+                _upload(ids.MODEL_UPLOAD, f"model ({', '.join(suffixes)})", ",".join(suffixes)),
                 dbc.Input(id=ids.MODEL_INPUT_DIM, placeholder="input shape, e.g. 1,8,8 "
                           "(TorchScript only)", size="sm", className="mb-2"),
                 html.Div(id=ids.MODEL_INFO, className="small"),

@@ -59,3 +59,15 @@ def _controls(components) -> list:
         for c in [component, *component._traverse()]
         if isinstance(getattr(c, "id", None), dict) and c.id.get("type") == "parameter"
     ]
+
+
+def _model_upload(layout):
+    return next(c for c in layout._traverse() if getattr(c, "id", None) == ids.MODEL_UPLOAD)
+
+
+def test_the_model_upload_offers_torchscript_only_on_a_trusting_server():
+    offered = _model_upload(build_layout()).accept.split(",")
+    assert ".pt2" in offered and ".json" in offered
+    assert ".pt" not in offered and ".ts" not in offered
+    trusted = _model_upload(build_layout(trust_torchscript=True)).accept.split(",")
+    assert {".pt", ".ts"} <= set(trusted)
