@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +29,9 @@ from dashboard.memo import LastUsed
 from dashboard.store import PUBLIC, Store
 from dashboard.uploads import LoadedData, check_data_fits, read_data
 
+_LOADING = threading.Lock()
+"""One model load at a time per process: torch.fx's tracing patches ``nn.Module.__call__``
+for the whole process, so a trace breaks any other trace or forward run beside it."""
 MODELS: LastUsed[LoadedModel] = LastUsed(16)
 """Models loaded in this process, by reference."""
 DATA: LastUsed[LoadedData] = LastUsed(16)
@@ -44,7 +48,12 @@ def model_from_ref(store: Store, ref: dict[str, Any], session: str) -> LoadedMod
     if it cannot be read or converted, KeyError if it is not the session's). The last few
     are kept in memory: an upload's bytes never change."""
     owner = owner_of_ref(ref, session)
-    return MODELS.get((_canonical(ref), owner), lambda: _load_model(store, ref, owner))
+
+    def load() -> LoadedModel:
+        with _LOADING:
+            return _load_model(store, ref, owner)
+
+    return MODELS.get((_canonical(ref), owner), load)
 
 
 def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:
@@ -57,7 +66,14 @@ def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:
             output_names=demo.output_names,
         )
     upload = store.get_upload(ref["sha"], owner=owner)
-    return load_model(upload.data, upload.filename, input_dim=ref.get("input_dim"))
+    limits = store.upload_limits
+    return load_model(
+        upload.data,
+        upload.filename,
+        input_dim=ref.get("input_dim"),
+        allow_code=limits.trust_torchscript,
+        max_instance_values=limits.max_instance_values,
+    )
 
 
 def data_from_ref(

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from dash import no_update
+
 from dashboard import jobs
 from dashboard.config import Config
 from dashboard.jobqueue.board import JobStatus
@@ -57,6 +59,18 @@ def leave(runner, job: dict | None, session: str) -> None:
 def result_ref(job: dict) -> dict:
     """The page's reference to the result of a finished job."""
     return {"key": job["id"], "request": job["request"]}
+
+
+def follow(runner, job: dict, session: str) -> tuple:
+    """The result reference (once the job is done), the :func:`job_view` and the alert
+    (open with the reason when the job failed) for the job ``session`` waits for; the
+    same whether the job has just been submitted (it may have ended already: a shared
+    job) or is polled."""
+    status = runner.board.status(job["id"], session)
+    result = result_ref(job) if status.state == "done" else no_update
+    failed = status.state in ("failed", "unknown")
+    alert = (status.text(), True) if failed else (no_update, no_update)
+    return (result, *job_view(job, runner, session, status), *alert)
 
 
 def job_view(

@@ -90,9 +90,7 @@ def receive_data(
     return readable_data_ref(store, model_ref, ref, session)
 
 
-def readable_data_ref(
-    store: Store, model_ref: dict | None, data_ref: dict, session: str
-) -> dict:
+def readable_data_ref(store: Store, model_ref: dict | None, data_ref: dict, session: str) -> dict:
     """``data_ref`` if its data can be read for the loaded model (a ValueError says why not)."""
     if model_ref is None:
         raise ValueError("Load a model before the data: the data is read in its shape.")

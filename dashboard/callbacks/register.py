@@ -32,8 +32,12 @@ def guarded(make: Callable[[], tuple], n_outputs: int) -> tuple:
     try:
         return (*make(), None, False)
     except USER_ERRORS as error:
-        message = error.args[0] if error.args else repr(error)
-        return (*([no_update] * n_outputs), str(message), True)
+        return (*([no_update] * n_outputs), *refusal(error))
+
+
+def refusal(error: Exception) -> tuple[str, bool]:
+    """The alert's text and open state for a documented bad-input error."""
+    return str(error.args[0] if error.args else repr(error)), True
 
 
 def register_callbacks(app: Dash, store: Store, config: Config, runner) -> None:
@@ -134,9 +138,13 @@ def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None
         Input(ids.METHOD_SELECT, "value"), State(ids.MODEL_REF, "data"), SESSION,
     )  # fmt: skip
     def show_parameters(method, model_ref, token):
-        if not method or not model_ref:
+        try:
+            model = model_from_ref(store, model_ref, session(token)) if model_ref else None
+        except USER_ERRORS:  # the model card's callback shows why
+            model = None
+        if not method or model is None:
             return parameter_controls(None, None)
-        return parameter_controls(method, model_from_ref(store, model_ref, session(token)))
+        return parameter_controls(method, model)
 
 
 def _reference_callbacks(app: Dash, store: Store, config: Config, session) -> None:
@@ -224,12 +232,14 @@ def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session)
             found = compute.cached(store, request, me)
             if found is not None:
                 unchanged = shown is not None and shown.get("key") == found["key"]
-                return (no_update if unchanged else found, *compute.job_view(None))
+                return (no_update if unchanged else found, *compute.job_view(None), None, False)
             job_id = compute.submit(runner, config, request, me)
-            return (no_update, *compute.job_view({"id": job_id, "request": request}, runner,
-                                                 me))  # fmt: skip
+            return compute.follow(runner, {"id": job_id, "request": request}, me)
 
-        return guarded(start, 1 + len(JOB_VIEW))
+        try:
+            return start()
+        except USER_ERRORS as error:
+            return (*([no_update] * (1 + len(JOB_VIEW))), *refusal(error))
 
     @app.callback(
         Output(ids.RESULT_REF, "data", allow_duplicate=True), *JOB_VIEW, *ALERT,
@@ -239,12 +249,11 @@ def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session)
     def follow_job(_n, job, token):
         if not job:
             return (no_update,) * (3 + len(JOB_VIEW))
-        me = session(token)
-        status = runner.board.status(job["id"], me)
-        result = compute.result_ref(job) if status.state == "done" else no_update
-        failed = status.state in ("failed", "unknown")
-        alert = (status.text(), True) if failed else (no_update, no_update)
-        return (result, *compute.job_view(job, runner, me, status), *alert)
+        try:
+            me = session(token)
+        except ValueError as error:  # stop polling: the page must be reloaded
+            return (no_update, *compute.job_view(None, status_text=str(error)), *refusal(error))
+        return compute.follow(runner, job, me)
 
     @app.callback(
         *JOB_VIEW,
@@ -252,7 +261,10 @@ def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session)
         prevent_initial_call=True,
     )  # fmt: skip
     def cancel_job(_n, job, token):
-        compute.leave(runner, job, session(token))
+        try:
+            compute.leave(runner, job, session(token))
+        except ValueError as error:
+            return compute.job_view(None, status_text=str(error))
         return compute.job_view(None, status_text="Cancelled.")
 
 
@@ -339,6 +351,4 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
         if not result_ref:
             return no_update, no_update, no_update
         what = {ids.DOWNLOAD_CSV: "csv", ids.DOWNLOAD_NPZ: "npz"}.get(ctx.triggered_id, "params")
-        return guarded(
-            lambda: (views.download(store, result_ref, session(token), what),), 1
-        )
+        return guarded(lambda: (views.download(store, result_ref, session(token), what),), 1)

@@ -16,9 +16,7 @@ from dashboard.store import Store
 USER_ERRORS = (ValueError, KeyError)
 """The documented bad-input errors (a KeyError: an upload was evicted): their message is
 shown on the page; any other exception is a bug, logged with its traceback."""
-INTERNAL_ERROR = (
-    "an internal error stopped it; the server's log has the details. Please report it."
-)
+INTERNAL_ERROR = "an internal error stopped it; the server's log has the details. Please report it."
 _PROGRESS_EVERY = 0.2  # seconds between progress writes
 
 logger = logging.getLogger(__name__)

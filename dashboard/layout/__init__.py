@@ -41,7 +41,9 @@ def build_layout(
             html.H4("innsight for Python: feature attribution explorer", className="my-3"),
             dbc.Row(
                 [
-                    dbc.Col([model_card(trust_torchscript), data_card(), method_card()], md=4, lg=3),
+                    dbc.Col(
+                        [model_card(trust_torchscript), data_card(), method_card()], md=4, lg=3
+                    ),
                     dbc.Col(
                         [
                             dbc.Alert(id=ids.ERROR_ALERT, color="danger", is_open=False,

@@ -255,3 +255,26 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_job_that_ended_before_the_page_looked_still_delivers(board):
+    class Runner:  # what compute.follow needs of a runner
+        pass
+
+    runner = Runner()
+    runner.board = board
+    board.submit("job", {}, "tab")  # joined while it ran ...
+    board.claim_next(WORKER)
+    board.finish("job")  # ... and done before the page's first look
+    result, _job, poll_disabled, *_, status, alert, alert_open = compute.follow(
+        runner, {"id": "job", "request": {"method": "Gradient"}}, "tab"
+    )
+    assert result == {"key": "job", "request": {"method": "Gradient"}}
+    assert poll_disabled is True and status == "Done."
+    board.submit("failing", {}, "tab")
+    board.claim_next(WORKER)
+    board.fail("failing", "the data is gone.")
+    result, *_, status, alert, alert_open = compute.follow(
+        runner, {"id": "failing", "request": {}}, "tab"
+    )
+    assert status == alert == "Failed: the data is gone." and alert_open is True
