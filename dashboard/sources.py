@@ -33,7 +33,7 @@ _LOADING = threading.Lock()
 """One model load at a time per process: torch.fx's tracing patches ``nn.Module.__call__``
 for the whole process, so a trace breaks any other trace or forward run beside it."""
 MODELS: LastUsed[LoadedModel] = LastUsed(16)
-"""Models loaded in this process, by reference."""
+"""Models loaded in this process, by reference, owner and upload limits."""
 DATA: LastUsed[LoadedData] = LastUsed(16)
 """Data read in this process, by reference, model shape and upload limits."""
 
@@ -53,7 +53,7 @@ def model_from_ref(store: Store, ref: dict[str, Any], session: str) -> LoadedMod
         with _LOADING:
             return _load_model(store, ref, owner)
 
-    return MODELS.get((_canonical(ref), owner), load)
+    return MODELS.get((_canonical(ref), owner, repr(store.upload_limits)), load)
 
 
 def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:

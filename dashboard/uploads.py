@@ -7,12 +7,19 @@ NPZ, never unpickled; PNG/JPEG images or a zip of them, by :mod:`dashboard.image
 :func:`check_data_fits` compares the two, and :func:`model_summary` and
 :func:`data_preview` give JSON-able views for the page. Every error is a ValueError or
 TypeError naming the file, the problem and the fix.
+
+Uploads are untrusted, so every size is bounded (by :class:`~dashboard.images.UploadLimits`)
+before the work it implies: an ``.npz`` by its zip headers (member count, unpacked
+bytes) and every array's ``.npy`` header (shape and dtype) before anything is unpacked,
+an ``.npy`` by its header against its length, a CSV by its header row (columns) before
+it is parsed, in time linear in the file's size.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import io
 import math
 import os
@@ -38,6 +45,7 @@ MAX_ARRAY_BYTES = 2**30
 _KINDS = {1: "tabular", 2: "signal", 3: "image"}
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
+_CENTRAL_MAGIC = b"PK\x01\x02"
 _ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError)
 _NUMPY_ERRORS = (ValueError, EOFError, OSError, *_ZIP_ERRORS)
 _FULL_VALUES = 4096  # instances with at most this many values are previewed whole
@@ -159,7 +167,8 @@ def read_data(
         Images: per channel (or one for all), values become ``(pixel / 255 - mean) / std``;
         None: ``pixel / 255`` (0 to 1).
     limits : UploadLimits, default=UploadLimits()
-        Images and zips: the pixels, members and unpacked bytes allowed.
+        The pixels of images, the members and unpacked bytes of zips and ``.npz``
+        archives, and the columns of a CSV (at most ``max_instance_values``) allowed.
 
     Returns
     -------
@@ -178,6 +187,7 @@ def read_data(
     (['age', 'bmi'], ['label'], [(2,)])
     """
     channels_last = check_bool(channels_last, "channels_last")
+    limits = UploadLimits() if limits is None else limits
     suffix = os.path.splitext(filename)[1].lower()
     if suffix in _IMAGE_SUFFIXES:
         dims = check_input_dim(input_dim)
@@ -187,11 +197,11 @@ def read_data(
         return LoadedData(filename, _IMAGE_SUFFIXES[suffix], [images.array], row_names=images.names)
     names = None
     if suffix == ".csv":
-        arrays, names, columns, ignored = _read_csv(data, filename, input_columns)
+        arrays, names, columns, ignored = _read_csv(data, filename, input_columns, limits)
     elif suffix == ".npy":
-        arrays, columns, ignored = [_read_npy(data, filename)], [], []
+        arrays, columns, ignored = [_read_npy(data, filename, limits)], [], []
     elif suffix == ".npz":
-        arrays, columns, ignored = _read_npz(data, filename, input_columns)
+        arrays, columns, ignored = _read_npz(data, filename, input_columns, limits)
     else:
         raise ValueError(
             f"Cannot read {filename}: data files are .csv (a table with a header row), .npy "
@@ -358,7 +368,89 @@ def data_preview(data: LoadedData, rows: int = 5) -> dict[str, Any]:
 # --- readers --------------------------------------------------------------------------------
 
 
-def _read_csv(data: bytes, filename: str, input_columns: list[str] | None):
+def _read_csv(data: bytes, filename: str, input_columns: list[str] | None, limits: UploadLimits):
+    """The chosen (or all numeric) columns of a CSV table, in time linear in its size.
+
+    A table of numbers only is parsed by ``numpy.loadtxt``; others by pandas, whose cost
+    grows with the columns, so those may have at most :data:`_MAX_TEXT_COLUMNS`.
+    """
+    text = _csv_text(data, filename)
+    header = _csv_header(text, filename, limits)
+    array = _numeric_table(text, header)
+    if array is None:
+        if len(header) > _MAX_TEXT_COLUMNS:
+            raise ValueError(
+                f"{filename} has {len(header)} columns and some are not plain numbers (text, "
+                f"missing values or quotes); tables of more than {_MAX_TEXT_COLUMNS} columns "
+                "must hold numbers only. Drop the text columns and fill in missing values, "
+                "or save the data as .npy."
+            )
+        return _read_frame(data, filename, input_columns)
+    columns = list(header)
+    chosen = columns if input_columns is None else [str(column) for column in input_columns]
+    _check_choice(chosen, columns, filename, "column")
+    if chosen != columns:
+        position = {column: k for k, column in enumerate(columns)}
+        array = array[:, [position[column] for column in chosen]]
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    _check_finite(array, filename)
+    chosen_set = set(chosen)
+    return [array], chosen, columns, [c for c in columns if c not in chosen_set]
+
+
+_MAX_TEXT_COLUMNS = 10_000
+"""The most columns of a CSV with text or missing values (parsed by pandas)."""
+
+
+def _csv_text(data: bytes, filename: str) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{filename} is not a readable CSV table: {error}. Save it as comma-separated "
+            "text (UTF-8) with a header row."
+        ) from None
+
+
+def _csv_header(text: str, filename: str, limits: UploadLimits) -> list[str]:
+    """The header row, its columns counted (from its commas) before it is split."""
+    line = text.split("\n", 1)[0]
+    if line.count(",") + 1 > limits.max_instance_values:
+        raise ValueError(
+            f"{filename} has {line.count(',') + 1} columns; an instance may have at most "
+            f"{limits.max_instance_values} values. Upload fewer columns, or start the "
+            "dashboard with a higher limit (--max-instance-values)."
+        )
+    try:
+        return next(csv.reader(io.StringIO(text)), [])
+    except csv.Error as error:
+        raise ValueError(
+            f"{filename} is not a readable CSV table: {error}. Save it as comma-separated "
+            "text (UTF-8) with a header row."
+        ) from None
+
+
+def _numeric_table(text: str, header: list[str]) -> np.ndarray | None:
+    """The rows as float64 when every field is a number and the header plain, else None.
+
+    Only then is the result the same as pandas' (which names empty or repeated columns
+    itself, and reads quoted, empty, ``NA`` or ``True`` fields).
+    """
+    first, _, rows = text.partition("\n")
+    plain = header and all(header) and len(set(header)) == len(header)
+    if not plain or '"' in first or not rows.strip():
+        return None
+    try:
+        array = np.loadtxt(
+            io.StringIO(rows), delimiter=",", comments=None, dtype=np.float64, ndmin=2
+        )
+    except ValueError:
+        return None
+    return array if array.shape[1] == len(header) else None
+
+
+def _read_frame(data: bytes, filename: str, input_columns: list[str] | None):
+    """What :func:`_read_csv` returns, parsed by pandas (tables with text or gaps)."""
     try:
         frame = pd.read_csv(io.BytesIO(data))
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
@@ -367,7 +459,8 @@ def _read_csv(data: bytes, filename: str, input_columns: list[str] | None):
             "text (UTF-8) with a header row."
         ) from None
     frame.columns = columns = [str(column) for column in frame.columns]
-    numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+    kinds = zip(columns, frame.dtypes, strict=True)
+    numeric = [c for c, dtype in kinds if pd.api.types.is_numeric_dtype(dtype)]
     if input_columns is None:
         chosen = numeric
         if not chosen:
@@ -378,7 +471,8 @@ def _read_csv(data: bytes, filename: str, input_columns: list[str] | None):
     else:
         chosen = [str(column) for column in input_columns]
         _check_choice(chosen, columns, filename, "column")
-        text = [c for c in chosen if c not in numeric]
+        numeric_set = set(numeric)
+        text = [c for c in chosen if c not in numeric_set]
         if text:
             example = frame[text[0]].dropna().astype(str).iloc[:1].tolist()
             raise ValueError(
@@ -386,19 +480,22 @@ def _read_csv(data: bytes, filename: str, input_columns: list[str] | None):
                 f"{example[0] if example else ''!r}); choose numeric input columns and leave "
                 "labels out, or encode categories as numbers."
             )
-    missing = [c for c in chosen if frame[c].isna().any()]
+    block = frame[chosen]
+    gaps = block.isna().to_numpy()
+    missing = [c for c, gap in zip(chosen, gaps.any(axis=0), strict=True) if gap]
     if missing:
-        row = int(frame[missing[0]].isna().to_numpy().argmax())
+        row = int(gaps[:, chosen.index(missing[0])].argmax())
         raise ValueError(
             f"{filename} has missing values in {', '.join(map(repr, missing))} (first in row "
             f"{row + 1}); fill them in or drop those rows before uploading."
         )
-    array = frame[chosen].to_numpy(dtype=np.float32)
+    array = block.to_numpy(dtype=np.float32)
     _check_finite(array, filename)
-    return [array], chosen, columns, [c for c in columns if c not in chosen]
+    chosen_set = set(chosen)
+    return [array], chosen, columns, [c for c in columns if c not in chosen_set]
 
 
-def _read_npy(data: bytes, filename: str) -> np.ndarray:
+def _read_npy(data: bytes, filename: str, limits: UploadLimits) -> np.ndarray:
     if data[: len(_NPY_MAGIC)] != _NPY_MAGIC:
         kind = "an .npz archive: name it .npz" if data[:4] == _ZIP_MAGIC else "not .npy"
         raise ValueError(
@@ -406,12 +503,15 @@ def _read_npy(data: bytes, filename: str) -> np.ndarray:
             "np.save(path, array)."
         )
     stream = io.BytesIO(data)
-    size = _read_header(stream, filename)
-    if size > len(data):
+    values, size = _read_header(stream, filename)
+    if size > len(data) - stream.tell():
         raise ValueError(
             f"{filename} declares {_size(size)} of values but has {_size(len(data))}: it is "
             "truncated or damaged. Save it again."
         )
+    if size > limits.max_uncompressed_bytes:
+        _too_large(filename, size, limits)
+    _check_float_size(values, size, f"The values of {filename}")
     stream.seek(0)
     try:
         array = np.load(stream, allow_pickle=False)
@@ -420,13 +520,14 @@ def _read_npy(data: bytes, filename: str) -> np.ndarray:
     return _check_array(array, filename)
 
 
-def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
+def _read_npz(data: bytes, filename: str, input_columns: list[str] | None, limits: UploadLimits):
     if data[:4] != _ZIP_MAGIC:
         kind = "an .npy file: name it .npy" if data[:6] == _NPY_MAGIC else "not a zip archive"
         raise ValueError(
             f"{filename} is not a NumPy .npz archive (it is {kind}). Save the arrays with "
             "np.savez(path, input_1=..., input_2=...)."
         )
+    _check_npz_sizes(data, filename, limits)
     try:
         archive = np.load(io.BytesIO(data), allow_pickle=False)
     except _NUMPY_ERRORS as error:
@@ -444,19 +545,16 @@ def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
             chosen = [str(name) for name in input_columns]
             _check_choice(chosen, names, filename, "array")
         members = {member.removesuffix(".npy"): member for member in archive.zip.namelist()}
-        arrays, total = [], 0
+        arrays, total_values, total_bytes = [], 0, 0
         for name in chosen:
             where = f"{filename} (array {name!r})"
             try:
                 with archive.zip.open(members[name]) as member:
-                    total += _read_header(member, where)
+                    values, size = _read_header(member, where)
             except _ZIP_ERRORS as error:
                 raise ValueError(_unreadable(where, error)) from None
-            if total > MAX_ARRAY_BYTES:
-                raise ValueError(
-                    f"The input arrays of {filename} hold more than {_size(MAX_ARRAY_BYTES)}, "
-                    "the most the dashboard reads; upload fewer rows."
-                )
+            total_values, total_bytes = total_values + values, total_bytes + size
+            _check_float_size(total_values, total_bytes, f"The input arrays of {filename}")
             try:
                 array = archive[name]
             except _NUMPY_ERRORS as error:
@@ -465,8 +563,67 @@ def _read_npz(data: bytes, filename: str, input_columns: list[str] | None):
     return arrays, names, [name for name in names if name not in chosen]
 
 
-def _read_header(stream: Any, where: str) -> int:
-    """The size in bytes an array declares, read from its header; object arrays are refused.
+def _check_npz_sizes(data: bytes, filename: str, limits: UploadLimits) -> None:
+    """Refuse an ``.npz`` that would unpack to more than the limits, from its headers only.
+
+    The members are counted in the raw bytes before ``zipfile`` lists them; the zip's
+    sizes are summed; and each ``.npy`` member's header must declare no more bytes than
+    the member unpacks to (``zipfile`` never reads a member beyond its declared size), so
+    no array can allocate more than the zip admits to.
+    """
+    count = data.count(_CENTRAL_MAGIC)
+    if count > limits.max_zip_members:
+        raise ValueError(
+            f"{filename} holds {count} arrays; an .npz may hold at most "
+            f"{limits.max_zip_members}. Save fewer arrays, or start the dashboard with a "
+            "higher limit (--max-zip-members)."
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (*_ZIP_ERRORS, OSError, ValueError, EOFError) as error:
+        raise ValueError(_unreadable(filename, error)) from None
+    unpacked = sum(info.file_size for info in infos)
+    if unpacked > limits.max_uncompressed_bytes:
+        _too_large(filename, unpacked, limits)
+    for info in infos:
+        where = f"{filename} (array {info.filename.removesuffix('.npy')!r})"
+        try:
+            with archive.open(info) as member:
+                if member.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                    continue  # not an array: read (and refused) only if chosen
+                member.seek(0)
+                _, size = _read_header(member, where)
+                header = member.tell()
+        except (*_ZIP_ERRORS, OSError) as error:
+            raise ValueError(_unreadable(where, error)) from None
+        if header + size > info.file_size:
+            raise ValueError(
+                f"{where} declares {_size(size)} of values but unpacks to "
+                f"{_size(info.file_size)}: it is truncated or forged. Save it again."
+            )
+
+
+def _too_large(filename: str, size: int, limits: UploadLimits) -> None:
+    raise ValueError(
+        f"{filename} unpacks to {_size(size)}; data files may unpack to at most "
+        f"{_size(limits.max_uncompressed_bytes)}. Upload fewer rows, or start the "
+        "dashboard with a higher limit (--max-uncompressed-mb)."
+    )
+
+
+def _check_float_size(values: int, size: int, where: str) -> None:
+    """Refuse arrays whose float32 copy (or their stored bytes) exceeds MAX_ARRAY_BYTES."""
+    if max(size, 4 * values) > MAX_ARRAY_BYTES:
+        raise ValueError(
+            f"{where} hold more than {_size(MAX_ARRAY_BYTES)}, the most the dashboard reads "
+            "(as float32); upload fewer rows."
+        )
+
+
+def _read_header(stream: Any, where: str) -> tuple[int, int]:
+    """The values and bytes an array declares, read from its header; object arrays are
+    refused.
 
     Nothing but the header is read, so an object array is never unpickled and a header
     declaring more than the file holds allocates nothing.
@@ -488,7 +645,8 @@ def _read_header(stream: Any, where: str) -> int:
             "unpickled; it is refused. Save numeric arrays: np.save(path, "
             "array.astype(np.float32))."
         )
-    return math.prod(shape) * dtype.itemsize
+    values = math.prod(shape)
+    return values, values * dtype.itemsize
 
 
 def _unreadable(where: str, error: Exception) -> str:
@@ -523,7 +681,8 @@ def _check_finite(array: np.ndarray, where: str) -> None:
 
 
 def _check_choice(chosen: list[str], available: list[str], filename: str, what: str) -> None:
-    unknown = [name for name in chosen if name not in available]
+    offered = set(available)
+    unknown = [name for name in chosen if name not in offered]
     if unknown or not chosen:
         problem = f"has no {what} {', '.join(map(repr, unknown))}" if unknown else "got none"
         raise ValueError(f"{filename} {problem}; choose input {what}s from {', '.join(available)}.")

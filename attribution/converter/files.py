@@ -6,8 +6,17 @@ and returns a spec dict or a ``torch.nn.Module`` that the ``torch_*`` functions 
 
 Safety
 ------
-A model file may come from anyone (a dashboard upload), so nothing in it is unpickled:
+A model file may come from anyone (a dashboard upload), so nothing in it is unpickled or
+run unless the caller trusts it:
 
+- TorchScript (``.pt``, ``.ts``) runs code from the file: its ``__setstate__`` methods
+  when it is loaded, and compiled TorchScript in ``forward``, where ``torch.from_file``
+  and ``torch.save`` read and write files of the server. It is read only with
+  ``allow_code=True``. Without it, a file is refused *before any reader sees it* when its
+  suffix is ``.pt``/``.ts`` or when its bytes are TorchScript whatever the suffix
+  (:func:`is_torchscript`: a zip with an entry ``<root>/code/...``,
+  ``<root>/constants.pkl`` or ``<root>/bytecode.pkl``, or a flatbuffer with the
+  ``PTMF`` identifier).
 - A ``torch.save`` archive (a zip with ``data.pkl`` and no TorchScript ``code/``) or raw
   pickle bytes is refused with a message on how to export the model instead; only
   ``torch.load(..., weights_only=True)`` ever looks into one, to say whether it holds a
@@ -16,12 +25,25 @@ A model file may come from anyone (a dashboard upload), so nothing in it is unpi
   sample inputs that fail ``weights_only`` loading, evaluates shape expressions with
   ``sympy.sympify`` and runs operators named in the archive. An archive is therefore
   checked first (:func:`_check_export_archive`): one root folder, no pickled weights,
-  constants or legacy files, sample inputs that load with ``weights_only=True``, ATen,
-  prims or arithmetic operators only, shape expressions made of integers, symbols and
-  sympy's arithmetic. Its guards (Python code) are never compiled:
-  ``module(check_guards=False)``.
-- TorchScript runs compiled TorchScript code (no Python) in torch's interpreter; torch
-  deprecates it in favour of ``torch.export``.
+  constants or legacy files, sample inputs that load with ``weights_only=True``, weights
+  no larger than the bytes stored for them, and an allow-list of call targets:
+
+  * ``torch.ops.aten.<op>.<overload>`` and ``torch.ops.prims.<op>.<overload>``, except
+    the ATen operators that touch files, other threads or the log
+    (:data:`DENIED_OPERATORS`: ``from_file``, ``save``, ``wait``, ``_print``, ``warn``
+    and the ``_test_*`` operators). Every other namespace is refused: custom operators
+    (``torch.ops.<library>.*``) are registered by arbitrary code, and higher-order
+    operators carry subgraphs;
+  * ``_operator`` arithmetic and comparisons (not ``pow``), ``operator.getitem``, the
+    symbolic-size functions ``torch.sym_*`` and the ``math`` functions of
+    :data:`_MATH` (not ``factorial``, ``comb``, ``perm`` or ``prod``, which can run for
+    hours on one integer);
+  * shape expressions of integers, size symbols and sympy's arithmetic, without powers
+    or shifts (``9**999999999`` would be evaluated when the archive is loaded).
+
+  Its guards (Python code) are never compiled: ``module(check_guards=False)``. With
+  ``max_instance_values``, the archive's declared input shapes are checked before its
+  weights are loaded.
 
 Conversion
 ----------
@@ -39,6 +61,7 @@ from __future__ import annotations
 import copy
 import io
 import json
+import math
 import os
 import re
 import zipfile
@@ -53,10 +76,10 @@ from torch.export.pt2_archive import constants as pt2
 
 _EXPORT_WAYS = (
     "torch.export.save(torch.export.export(model, (example,)), 'model.pt2'), or "
-    "torch.jit.script(model).save('model.pt'), or innsight's JSON spec (.json)"
+    "innsight's JSON spec (.json)"
 )
 EXPORT_HINT = f"Export the model in Python instead: {_EXPORT_WAYS}."
-"""How to save a model in a format that loads without unpickling."""
+"""How to save a model in a format that loads without unpickling or running code."""
 
 _CONVERT_HINT = (
     "The rule-based methods (LRP, DeepLift, DeepSHAP, ConnectionWeights) need the torch "
@@ -80,12 +103,20 @@ class ModelFormat:
         bytes; ``name`` is the file name for messages. Raises ValueError for bad files.
     conversion_note : str or None
         Why modules of this format cannot be converted (None: try ``Converter``).
+    runs_code : bool, default=False
+        Whether reading a file runs code from it (TorchScript): such files are read only
+        with ``allow_code=True``.
+    bounds_sizes : bool, default=False
+        Whether ``read`` takes the keyword ``max_instance_values`` (the most values one
+        instance may have at the input), to refuse larger models before loading them.
     """
 
     name: str
     suffixes: tuple[str, ...]
-    read: Callable[[bytes, str], nn.Module | dict]
+    read: Callable[..., nn.Module | dict]
     conversion_note: str | None = None
+    runs_code: bool = False
+    bounds_sizes: bool = False
 
 
 _FORMATS: dict[str, ModelFormat] = {}
@@ -132,9 +163,16 @@ def model_object_kind(model: Any) -> ModelObjectKind | None:
     return next((kind for kind in _OBJECT_KINDS if kind.accepts(model)), None)
 
 
-def model_suffixes() -> list[str]:
-    """The registered suffixes, e.g. ``[".json", ".pt", ".pt2", ".ts"]``."""
-    return sorted(_FORMATS)
+def model_suffixes(allow_code: bool = False) -> list[str]:
+    """The registered suffixes, e.g. ``[".json", ".pt2"]``.
+
+    Parameters
+    ----------
+    allow_code : bool, default=False
+        Whether to list the formats that run code from the file (TorchScript's ``.pt``
+        and ``.ts``), which :func:`read_model_file` reads only with ``allow_code=True``.
+    """
+    return sorted(suffix for suffix, fmt in _FORMATS.items() if allow_code or not fmt.runs_code)
 
 
 def model_format(filename: str | os.PathLike) -> ModelFormat:
@@ -159,9 +197,14 @@ def model_format(filename: str | os.PathLike) -> ModelFormat:
 
 
 def read_model_file(
-    source: str | os.PathLike | bytes, suffix: str | None = None
+    source: str | os.PathLike | bytes,
+    suffix: str | None = None,
+    *,
+    allow_code: bool = False,
+    max_instance_values: int | None = None,
 ) -> nn.Module | dict:
-    """Read a model file without unpickling anything.
+    """Read a model file without unpickling anything, and without running code from it
+    unless ``allow_code``.
 
     Parameters
     ----------
@@ -170,6 +213,15 @@ def read_model_file(
     suffix : str, default=None
         The file's suffix (``".pt2"``) or name (``"model.pt2"``, then named in messages);
         required for bytes, taken from the path otherwise.
+    allow_code : bool, default=False
+        Whether to read TorchScript, which runs code from the file when it is loaded and
+        run (it can read and write any file the process may). Only for files you trust;
+        without it a file that is TorchScript by its suffix or its content is refused
+        before anything reads it.
+    max_instance_values : int, default=None
+        The most values one instance may have at a model input, checked where the file
+        declares its input shapes (``.pt2``) before its weights are loaded. None: no
+        bound.
 
     Returns
     -------
@@ -183,7 +235,8 @@ def read_model_file(
         ``source`` is a path to no file.
     ValueError
         The suffix is unknown, the file is damaged or of another kind than its suffix
-        says, or it is a pickle (``torch.save``); the message says how to export instead.
+        says, it is a pickle (``torch.save``), TorchScript without ``allow_code``, or
+        larger than ``max_instance_values``; the message says how to export instead.
 
     Examples
     --------
@@ -206,7 +259,50 @@ def read_model_file(
             data, name = file.read(), os.fspath(source)
     else:
         raise TypeError(f"source must be a path or the file's bytes; got {type(source).__name__}.")
-    return model_format(suffix or name).read(data, name)
+    file_format = model_format(suffix or name)
+    if not allow_code and (file_format.runs_code or is_torchscript(data)):
+        if not is_torchscript(data):  # a .pt that is a pickle or no archive: say which
+            _archive(data, name, f"{file_format.name} archive")
+        raise ValueError(
+            f"{os.path.basename(name)} is TorchScript, which runs code from the file when it "
+            "is loaded; this server does not accept TorchScript uploads. Export the model with "
+            "torch.export (torch.export.save(torch.export.export(model, (example,)), "
+            "'model.pt2')) or as innsight's JSON spec, or start the dashboard with "
+            "--trust-torchscript if every uploader is trusted (in Python: "
+            "allow_code=True for a file you trust)."
+        )
+    if file_format.bounds_sizes:
+        return file_format.read(data, name, max_instance_values=max_instance_values)
+    return file_format.read(data, name)
+
+
+# torch's zip reader compares entry names without regard to case
+_TORCHSCRIPT_ENTRIES = re.compile(r"[^/]*/(?:code/.*|constants\.pkl|bytecode\.pkl)", re.I | re.S)
+_FLATBUFFER_ID = b"PTMF"  # TorchScript's mobile (flatbuffer) format, bytes 4 to 8
+_MAX_LISTED_ENTRIES = 100_000
+
+
+def is_torchscript(data: bytes) -> bool:
+    """Whether ``data`` is a TorchScript archive, judged from its zip entries only.
+
+    TorchScript is a zip whose entries lie below one root folder, with the compiled code
+    in ``<root>/code/`` and constants in ``<root>/constants.pkl`` (mobile archives:
+    ``<root>/bytecode.pkl``), or a flatbuffer with the identifier ``PTMF``. Nothing is
+    loaded or decompressed; a zip too damaged to list is not TorchScript (torch's reader
+    could not open it either). Zips of more than 100,000 entries are taken as TorchScript
+    (refused): listing them would cost more than any model needs.
+    """
+    if data[4:8] == _FLATBUFFER_ID:
+        return True
+    if b"PK\x05\x06" not in data[-(2**16 + 22) :]:  # no end of central directory: no zip
+        return False
+    if data.count(b"PK\x01\x02") > _MAX_LISTED_ENTRIES:
+        return True
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        return False
+    return any(_TORCHSCRIPT_ENTRIES.fullmatch(name) for name in names)
 
 
 # --- innsight's JSON spec ---------------------------------------------------------------------
@@ -215,7 +311,7 @@ def read_model_file(
 def _read_spec(data: bytes, name: str) -> dict:
     try:
         spec = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (ValueError, RecursionError) as error:  # ValueError: also integers of 4300+ digits
         raise ValueError(f"{name} is not valid JSON: {error}") from None
     if not isinstance(spec, dict):
         raise ValueError(f"{name} must hold a JSON object (the model spec).")
@@ -306,24 +402,35 @@ def _refuse_torch_save(data: bytes, name: str) -> None:
 
 # --- torch.export ---------------------------------------------------------------------------
 
+DENIED_OPERATORS = frozenset({"from_file", "save", "wait", "_print", "warn"})
+"""ATen operators refused in a ``torch.export`` archive (with those starting ``_test``):
+they read or write files (``from_file``, ``save``), wait for other threads (``wait``) or
+write to the server's log."""
+_MATH = (
+    "ceil", "floor", "trunc", "sqrt", "exp", "log", "log2", "log10", "sin", "cos", "tan",
+    "tanh", "fabs", "isnan", "isinf", "isfinite", "copysign", "fmod", "remainder", "pi",
+)  # fmt: skip
 _TARGET = re.compile(
-    r"torch\.ops\.(?:aten|prims)\.(?!__)\w+\.(?!__)\w+"  # operator and overload
-    r"|torch\.sym_(?:max|min|float|int|not|ite|sum)|math\.[a-z]\w*"
-    r"|_operator\.(?:getitem|add|sub|mul|truediv|floordiv|mod|neg|pow|eq|ne|lt|le|gt|ge)"
+    r"torch\.ops\.(?:aten|prims)\.(?P<op>(?!__)\w+)\.(?!__)\w+"  # operator and overload
+    r"|torch\.sym_(?:max|min|float|int|not|ite|sum)"
+    rf"|math\.(?:{'|'.join(_MATH)})"
+    r"|_?operator\.(?:getitem|add|sub|mul|truediv|floordiv|mod|neg|eq|ne|lt|le|gt|ge)"
 )
 """The call targets loaded: ATen and prims operators, symbolic-size and math functions."""
-_DENIED_TARGETS = ("torch.ops.aten.from_file.",)  # reads a file named in the graph
 _SYMPY_NAMES = {
-    "Symbol", "Integer", "Rational", "Add", "Mul", "Pow", "Max", "Min", "Mod", "Abs",
+    "Symbol", "Integer", "Rational", "Add", "Mul", "Max", "Min", "Mod", "Abs",
     "floor", "ceiling", "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv",
-    "CeilToInt", "FloorToInt", "CeilDiv", "LShift", "RShift", "PowByNatural", "IntTrueDiv",
+    "CeilToInt", "FloorToInt", "CeilDiv", "RShift", "IntTrueDiv",
     "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "And", "Or", "Not", "True", "False", "oo",
     "positive", "negative", "nonnegative", "integer", "real", "finite",
 }  # fmt: skip
+"""sympy names a shape expression may use: no ``Pow``, ``PowByNatural`` or ``LShift``,
+which sympy evaluates eagerly however large the result."""
 _SYMPY_TOKEN = re.compile(
-    r"\s*(?:(?P<number>-?\d+)|(?P<symbol>'[a-z]\d+'|[a-z]\d+)|(?P<name>[A-Za-z_]\w*)"
-    r"|(?P<op>\*\*|[-+*/%(),=<>!&|~]))"
+    r"\s*(?:(?P<number>-?\d{1,20})(?!\d)|(?P<symbol>'[a-z]\d+'|[a-z]\d+)"
+    r"|(?P<name>[A-Za-z_]\w*)|(?P<op>\*(?!\*)|<(?!<)|>(?!>)|[-+/%(),=!&|~]))"
 )
+"""One token of a shape expression: no ``**``, ``<<``, ``>>`` or numbers over 20 digits."""
 
 
 def _check_expression(expression: str, name: str) -> None:
@@ -340,16 +447,26 @@ def _check_expression(expression: str, name: str) -> None:
         position = match.end()
 
 
+def _check_target(target: str, name: str) -> None:
+    """Refuse a call target outside the allow-list (see the module's docstring)."""
+    match = _TARGET.fullmatch(target)
+    operator = match.group("op") if match else None
+    if match is None or operator in DENIED_OPERATORS or str(operator).startswith("_test"):
+        why = (
+            "which reads or writes files or the log"
+            if operator is not None
+            else "which is not an ATen, prims or arithmetic operator (custom operators run "
+            "code registered by other libraries)"
+        )
+        raise ValueError(f"{name} calls {target!r}, {why}; it is refused. {EXPORT_HINT}")
+
+
 def _check_program(program: Any, name: str) -> None:
     """Walk a serialised program: operators and shape expressions must be harmless."""
     if isinstance(program, dict):
         for key, value in program.items():
             if key == "target" and isinstance(value, str):
-                if not _TARGET.fullmatch(value) or value.startswith(_DENIED_TARGETS):
-                    raise ValueError(
-                        f"{name} calls {value!r}; only ATen, prims and arithmetic operators "
-                        f"are loaded. {EXPORT_HINT}"
-                    )
+                _check_target(value, name)
             elif key == "expr_str" and isinstance(value, str):
                 _check_expression(value, name)
             elif key == "range_constraints" and isinstance(value, dict):
@@ -361,8 +478,15 @@ def _check_program(program: Any, name: str) -> None:
             _check_program(value, name)
 
 
-def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str], name: str):
-    """Refuse anything in a ``torch.export`` archive that its loader would unpickle or run."""
+def _check_export_archive(
+    archive: zipfile.ZipFile,
+    root: str,
+    entries: set[str],
+    name: str,
+    max_instance_values: int | None = None,
+) -> None:
+    """Refuse anything in a ``torch.export`` archive that its loader would unpickle or run,
+    and tensors larger than the archive stores or ``max_instance_values`` allows."""
 
     def read(entry: str) -> bytes:
         if entry not in entries:
@@ -377,7 +501,7 @@ def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str]
     def parse(entry: str) -> Any:
         try:
             return json.loads(read(entry))
-        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        except (ValueError, RecursionError) as error:  # also integers of 4300+ digits
             raise ValueError(f"{name} has a damaged {entry}: {error}.") from None
 
     if pt2.ARCHIVE_FORMAT_PATH not in entries or read(pt2.ARCHIVE_FORMAT_PATH) != b"pt2":
@@ -422,6 +546,8 @@ def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str]
                         f"{name} stores the {kind} {fqn!r} as a pickle (a tensor subclass or "
                         f"custom object); it is refused. {EXPORT_HINT}"
                     )
+                stored = f"{root}/{os.path.dirname(config_format)}/{path}"
+                _check_payload_size(meta, archive, stored, f"the {kind} {fqn!r}", name)
         sample_inputs = read(pt2.SAMPLE_INPUTS_FILENAME_FORMAT.format(model))
         try:
             torch.load(io.BytesIO(sample_inputs), map_location="cpu", weights_only=True)
@@ -430,10 +556,75 @@ def _check_export_archive(archive: zipfile.ZipFile, root: str, entries: set[str]
                 f"{name} has sample inputs that are not plain tensors; it is refused. "
                 + EXPORT_HINT
             ) from None
+        program = parse(pt2.MODELS_FILENAME_FORMAT.format(model))
         try:
-            _check_program(parse(pt2.MODELS_FILENAME_FORMAT.format(model)), name)
+            _check_program(program, name)
         except RecursionError:
             raise ValueError(f"{name} nests its program too deeply; it is refused.") from None
+        if max_instance_values is not None:
+            _check_declared_inputs(program, name, max_instance_values)
+
+
+def _declared_shape(meta: Any) -> list[int]:
+    """The sizes in a serialised tensor meta: integers, or a symbol's example value
+    (1 where the archive gives none)."""
+    sizes = meta.get("sizes") if isinstance(meta, dict) else None
+    if not isinstance(sizes, list):
+        return []
+    shape = []
+    for size in sizes:
+        size = size if isinstance(size, dict) else {}
+        value = size.get("as_int")
+        if value is None and isinstance(size.get("as_expr"), dict):
+            hint = size["as_expr"].get("hint")
+            value = hint.get("as_int") if isinstance(hint, dict) else None
+        shape.append(value if isinstance(value, int) and value >= 0 else 1)
+    return shape
+
+
+def _check_payload_size(
+    meta: dict, archive: zipfile.ZipFile, stored: str, what: str, name: str
+) -> None:
+    """A weight may not declare more values than its record has bytes.
+
+    ``torch.export.load`` makes ``torch.zeros(sizes)`` of a weight whose record is empty,
+    so the declared sizes alone could allocate any amount.
+    """
+    try:
+        n_bytes = archive.getinfo(stored).file_size
+    except KeyError:
+        raise ValueError(f"{name} lacks the data of {what}; save it again.") from None
+    shape = _declared_shape(meta.get("tensor_meta"))
+    if math.prod(shape) > n_bytes:
+        raise ValueError(
+            f"{name} declares {what} of shape {tuple(shape)} ({math.prod(shape)} values) but "
+            f"stores {n_bytes} bytes for it: the archive is damaged or forged; it is refused."
+        )
+
+
+def _check_declared_inputs(program: Any, name: str, max_instance_values: int) -> None:
+    """Refuse a program whose inputs declare more values per instance than allowed."""
+    module = program.get("graph_module") if isinstance(program, dict) else None
+    module = module if isinstance(module, dict) else {}
+    graph, signature = module.get("graph") or {}, module.get("signature") or {}
+    tensors = graph.get("tensor_values") if isinstance(graph, dict) else None
+    specs = signature.get("input_specs") if isinstance(signature, dict) else None
+    if not isinstance(tensors, dict) or not isinstance(specs, list):
+        raise ValueError(f"{name} has a damaged program: it lists no inputs.")
+    for spec in specs:
+        arg = spec.get("user_input", {}).get("arg", {}) if isinstance(spec, dict) else {}
+        tensor = arg.get("as_tensor") if isinstance(arg, dict) else None
+        if not isinstance(tensor, dict) or tensor.get("name") not in tensors:
+            continue
+        shape = _declared_shape(tensors[tensor["name"]])
+        values = math.prod(shape[1:])
+        if values > max_instance_values:
+            raise ValueError(
+                f"{name} takes inputs of shape (batch, {', '.join(map(str, shape[1:]))}), "
+                f"{values} values per instance; this server explains models with at most "
+                f"{max_instance_values} (start the dashboard with a higher "
+                "--max-instance-values if the machine has the memory)."
+            )
 
 
 class ExportedModule(nn.Module):
@@ -470,9 +661,11 @@ class ExportedModule(nn.Module):
         return torch.cat(pieces)
 
 
-def _read_exported(data: bytes, name: str) -> ExportedModule:
+def _read_exported(
+    data: bytes, name: str, max_instance_values: int | None = None
+) -> ExportedModule:
     archive, root, entries = _archive(data, name, "torch.export archive")
-    _check_export_archive(archive, root, entries, name)
+    _check_export_archive(archive, root, entries, name, max_instance_values)
     try:
         program = torch.export.load(io.BytesIO(data))
         module = program.module(check_guards=False)
@@ -569,6 +762,7 @@ register_model_format(
         "a torch.export program is a graph of ATen operators (aten.linear, aten.conv2d...) "
         "whose weights are graph attributes, not of torch modules; the converter maps "
         f"modules and torch functions only. {_CONVERT_HINT}",
+        bounds_sizes=True,
     )
 )
 register_model_format(
@@ -578,5 +772,6 @@ register_model_format(
         _read_torchscript,
         "torch.fx cannot trace TorchScript (its forward is compiled code, not Python), so "
         f"the converter cannot map its layers. {_CONVERT_HINT}",
+        runs_code=True,
     )
 )

@@ -5,6 +5,13 @@ done with it. A converted model gets every method; a module the converter cannot
 (a ``torch.export`` program, TorchScript, a module with unsupported layers) gets the
 gradient family through the ``torch_*`` functions, with the reason in
 ``conversion_error``.
+
+Files that may come from anyone (a dashboard upload) are read with the defaults:
+TorchScript, which runs code from the file, is refused unless ``allow_code=True``, and
+with ``max_instance_values`` every size is checked before the work it implies: a spec's
+shapes (:func:`~attribution.converter.spec.check_spec_sizes`), the input shapes before
+the model runs, and each tensor a ``torch.export`` program computes, on fake tensors
+(shapes without memory) before it runs on real ones.
 """
 
 from __future__ import annotations
@@ -15,7 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.fx
 from torch import Tensor, nn
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_leaves
 
 from attribution._names import resolve_input_names, resolve_output_names
 from attribution._validation import check_input_dim
@@ -28,6 +38,7 @@ from attribution.converter.files import (
     read_model_file,
     script_input_dim,
 )
+from attribution.converter.spec import check_instance_values, check_spec_sizes
 from attribution.errors import UnsupportedLayerError
 
 GRADIENT_METHODS = ("Gradient", "SmoothGrad", "IntegratedGradient", "ExpectedGradient")
@@ -85,6 +96,9 @@ def load_model(
     input_dim: Any = None,
     input_names: Any = None,
     output_names: Any = None,
+    *,
+    allow_code: bool = False,
+    max_instance_values: int | None = None,
 ) -> LoadedModel:
     """Read a model and convert it where possible.
 
@@ -101,6 +115,13 @@ def load_model(
         TorchScript unless the model is a ``Sequential`` starting with ``Linear``.
     input_names, output_names : list, default=None
         As for :class:`~attribution.Converter`; None gives innsight's defaults.
+    allow_code : bool, default=False
+        Whether to read TorchScript files, which run code from the file (see
+        :func:`~attribution.converter.files.read_model_file`). Only for files you trust.
+    max_instance_values : int, default=None
+        The most values one instance may have at an input or at any layer, checked before
+        anything of that size is allocated; a spec's layers may also hold no more weights
+        than its file has bytes. None: no bound (for models of your own).
 
     Returns
     -------
@@ -110,7 +131,8 @@ def load_model(
     ------
     ValueError
         The file cannot be read (see ``read_model_file``), a JSON spec does not convert,
-        ``input_dim`` is missing or does not fit, or the model does not return one tensor.
+        ``input_dim`` is missing or does not fit, the model does not return one tensor, or
+        it is larger than ``max_instance_values``.
 
     Examples
     --------
@@ -130,13 +152,19 @@ def load_model(
         name, kind, note, model = "model spec", "innsight's JSON spec", None, source
     else:
         file_format = model_format(suffix if suffix is not None else source)
-        model = read_model_file(source, suffix)
+        model = read_model_file(
+            source, suffix, allow_code=allow_code, max_instance_values=max_instance_values
+        )
         name = os.path.basename(suffix if suffix is not None else os.fspath(source))
         kind, note = file_format.name, file_format.conversion_note
     if isinstance(model, Mapping):
+        if max_instance_values is not None:
+            check_spec_sizes(model, max_instance_values, max_parameters=_file_size(source))
         converter = Converter(model, input_dim, input_names, output_names)
         return _converted(name, kind, None, converter)
     dims = _input_dim(model, check_input_dim(input_dim), name)
+    if max_instance_values is not None and dims is not None:
+        check_instance_values(dims, max_instance_values, f"The input shape of {name}")
     if note is None:
         try:
             converter = Converter(model, dims, input_names, output_names)
@@ -150,7 +178,7 @@ def load_model(
             "of one instance without the batch axis, channels first, e.g. input_dim=(3, 32, "
             "32) (a list of shapes for several inputs)."
         )
-    n_outputs = _probe(model, dims, name)
+    n_outputs = _probe(model, dims, name, max_instance_values)
     return LoadedModel(
         name=name,
         format=kind,
@@ -194,9 +222,68 @@ def _input_dim(model: nn.Module, given: list[tuple[int, ...]] | None, name: str)
     return given
 
 
-def _probe(model: nn.Module, dims: list[tuple[int, ...]], name: str) -> int:
+def _file_size(source: Any) -> int | None:
+    """The bytes of a model file, or None for a model given as an object."""
+    if isinstance(source, (bytes, bytearray)):
+        return len(source)
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.getsize(source)
+    return None
+
+
+class _TooLarge(Exception):
+    """A tensor of the dry run is larger than allowed (the message says which)."""
+
+
+class _SizeCheck(torch.fx.Interpreter):
+    """Runs a graph on fake tensors and stops at the first tensor over ``limit`` values."""
+
+    def __init__(self, module: torch.fx.GraphModule, limit: int, name: str) -> None:
+        super().__init__(module)
+        self.limit, self.name = limit, name
+
+    def run_node(self, node: torch.fx.Node) -> Any:
+        result = super().run_node(node)
+        for value in tree_leaves(result):
+            if isinstance(value, Tensor) and value.numel() > self.limit:
+                raise _TooLarge(
+                    f"{self.name} computes a tensor of shape {tuple(value.shape)} in "
+                    f"{node.name!r} ({node.target}) on a batch of {_PROBE_BATCH}: "
+                    f"{value.numel()} values, more than the {self.limit} allowed "
+                    "(max_instance_values per instance; the dashboard's "
+                    "--max-instance-values); it is refused."
+                )
+        return result
+
+
+def _dry_run(model: ExportedModule, dims: list[tuple[int, ...]], name: str, limit: int):
+    """Run a ``torch.export`` program on fake tensors, refusing any tensor larger than
+    ``limit`` values per instance (its weights excepted) before a real run allocates it."""
+    graph = model.module
+    batch = model.batch_size or _PROBE_BATCH
+    weights = max((t.numel() for t in (*graph.parameters(), *graph.buffers())), default=0)
+    checker = _SizeCheck(graph, max(limit * batch, weights), name)
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+        try:
+            checker.run(*[torch.empty(batch, *dim) for dim in dims])
+        except _TooLarge as error:
+            raise ValueError(str(error)) from None
+        except Exception as error:  # e.g. a size read from a tensor's values
+            reason = str(error).split("\n")[0]
+            raise ValueError(
+                f"{name} cannot be run on fake tensors (shapes without values) to check the "
+                f"sizes it computes before it runs: {reason}. It is refused; export a model "
+                "whose tensor sizes do not depend on tensor values."
+            ) from None
+
+
+def _probe(
+    model: nn.Module, dims: list[tuple[int, ...]], name: str, limit: int | None = None
+) -> int:
     """Run the model on zeros; the number of outputs per instance."""
     shapes = ", ".join(f"(batch, {', '.join(map(str, dim))})" for dim in dims)
+    if limit is not None and isinstance(model, ExportedModule):
+        _dry_run(model, dims, name, limit)
     example = [torch.zeros(_PROBE_BATCH, *dim) for dim in dims]
     try:
         with torch.no_grad():

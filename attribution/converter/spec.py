@@ -12,14 +12,27 @@ The format (innsight's ``Converter`` vignette, section "Model as named list"):
 Layers are numbered from 1 as in innsight, because ``0`` in ``input_layers`` means the
 model input (and ``-1`` in ``output_layers`` the model output): a spec exported from R
 loads unchanged. Missing wiring keys get innsight's defaults, with a warning.
+
+Sizes
+-----
+A spec may come from an upload, and a few bytes of it can declare an input of billions of
+values (``"input_dim": [1, 20000, 20000]``), a padding that inflates a small one, or
+thousands of weightless layers. :func:`check_spec_sizes` bounds them before anything is
+allocated: the declared input shapes first, then every layer's input and output shapes
+and their sum, computed on fake tensors (``torch._subclasses.FakeTensorMode``: shapes
+without memory), and the weights against the bytes of the file.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 import attribution.layers  # noqa: F401  (registers the layer converters)
 from attribution._names import check_rank
@@ -46,8 +59,125 @@ class SpecModel:
     output_names: Any
 
 
+TOTAL_VALUES_FACTOR = 16
+"""All layers of a spec together may have this many times ``max_instance_values``."""
+
+
 def convert_spec(spec: Mapping) -> SpecModel:
     """Convert a spec; raises ValueError naming the layer and key of any problem."""
+    model, input_dims, layers, sources, output_nodes = _build(spec)
+    try:
+        model.record_shapes(input_dims)
+    except ValueError as error:
+        raise ValueError(f"{error}. {_WEIGHT_LAYOUTS}") from error
+    _check_dims(spec, layers, sources, model, input_dims)
+    for number in output_nodes:
+        out_dim = model.nodes[sources[number].index].out_dim
+        if len(out_dim) != 1:
+            raise ValueError(
+                f"Output layer {number} computes shape (batch, {', '.join(map(str, out_dim))}); "
+                "outputs must have shape (batch, n) as in innsight: end it with a 'Flatten' or "
+                "'GlobalPooling' layer."
+            )
+    return SpecModel(model, input_dims, spec.get("input_names"), spec.get("output_names"))
+
+
+def check_instance_values(
+    dims: Sequence[tuple[int, ...]], max_instance_values: int, what: str
+) -> None:
+    """Raise a ValueError when one instance of ``dims`` has more than ``max_instance_values``.
+
+    Parameters
+    ----------
+    dims : list of tuple of int
+        The shape of one instance per input, without the batch axis.
+    max_instance_values : int
+        The most values one instance may have.
+    what : str
+        What declares the shapes, for the message (``"model.json's input_dim"``).
+
+    Examples
+    --------
+    >>> check_instance_values([(3, 32, 32)], 4_000_000, "input_dim")
+    >>> check_instance_values([(1, 20000, 20000)], 4_000_000, "input_dim")
+    ...  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: input_dim is (1, 20000, 20000): 400000000 values per instance, more than ...
+    """
+    for dim in dims:
+        values = math.prod(dim)
+        if values > max_instance_values:
+            raise ValueError(
+                f"{what} is {_shapes([dim])}: {values} values per instance, more than the "
+                f"{max_instance_values} allowed (max_instance_values; the dashboard's "
+                "--max-instance-values). Give the model's real input shape, or allow more "
+                "where the machine has the memory."
+            )
+
+
+def check_spec_sizes(
+    spec: Mapping, max_instance_values: int, *, max_parameters: int | None = None
+) -> None:
+    """Refuse a spec whose shapes or weights are larger than allowed, allocating nothing.
+
+    Parameters
+    ----------
+    spec : dict
+        innsight's named-list model.
+    max_instance_values : int
+        The most values one instance may have at an input or the output of any layer;
+        all layers together may have :data:`TOTAL_VALUES_FACTOR` times as many.
+    max_parameters : int, default=None
+        The most weights (and other numbers) the layers may hold: for a file, its size in
+        bytes (a JSON number takes at least one). None: no bound.
+
+    Raises
+    ------
+    ValueError
+        A bound is broken (the message names the layer, its shape and the bound), or the
+        spec does not convert (as :func:`convert_spec` says).
+    """
+    if "input_dim" not in spec or "layers" not in spec:
+        return  # convert_spec says what is missing
+    check_instance_values(
+        check_input_dim(spec["input_dim"]), max_instance_values, "The spec's input_dim"
+    )
+    with warnings.catch_warnings():  # convert_spec warns of defaulted keys afterwards
+        warnings.simplefilter("ignore")
+        model, input_dims, *_ = _build(spec)
+    parameters = sum(t.numel() for t in (*model.parameters(), *model.buffers()))
+    if max_parameters is not None and parameters > max_parameters:
+        raise ValueError(
+            f"The spec's layers hold {parameters} numbers, more than its {max_parameters} "
+            "bytes can declare; it is refused."
+        )
+    with FakeTensorMode(allow_non_fake_inputs=True), torch.no_grad():
+        example = [torch.empty(1, *dim, dtype=model.dtype) for dim in input_dims]
+        try:
+            pass_ = model.run(example, keep=True)
+        except RuntimeError as error:
+            raise ValueError(f"{error}. {_WEIGHT_LAYOUTS}") from None
+        total = sum(math.prod(dim) for dim in input_dims)
+        for node, out in zip(model.nodes, pass_.layer_outputs, strict=True):
+            values = out.numel()
+            total += values
+            if values > max_instance_values:
+                raise ValueError(
+                    f"{node.origin} of the spec computes {_shapes([tuple(out.shape[1:])])}: "
+                    f"{values} values per instance, more than the {max_instance_values} "
+                    "allowed (max_instance_values; the dashboard's --max-instance-values). "
+                    "Check its padding and the spec's input_dim."
+                )
+        if total > TOTAL_VALUES_FACTOR * max_instance_values:
+            raise ValueError(
+                f"The {len(model.nodes)} layers of the spec compute {total} values per "
+                f"instance together, more than the {TOTAL_VALUES_FACTOR * max_instance_values}"
+                f" allowed ({TOTAL_VALUES_FACTOR} × max_instance_values); it is refused."
+            )
+
+
+def _build(spec: Mapping):
+    """The graph of a spec with its input shapes, before any tensor runs through it."""
     missing = [key for key in ("input_dim", "layers") if key not in spec]
     if missing:
         raise ValueError(
@@ -78,20 +208,7 @@ def convert_spec(spec: Mapping) -> SpecModel:
             "an output layer must compute something."
         )
     model = ConvertedModel(nodes, len(input_dims), [sources[k].index for k in output_nodes])
-    try:
-        model.record_shapes(input_dims)
-    except ValueError as error:
-        raise ValueError(f"{error}. {_WEIGHT_LAYOUTS}") from error
-    _check_dims(spec, layers, sources, model, input_dims)
-    for number in output_nodes:
-        out_dim = model.nodes[sources[number].index].out_dim
-        if len(out_dim) != 1:
-            raise ValueError(
-                f"Output layer {number} computes shape (batch, {', '.join(map(str, out_dim))}); "
-                "outputs must have shape (batch, n) as in innsight: end it with a 'Flatten' or "
-                "'GlobalPooling' layer."
-            )
-    return SpecModel(model, input_dims, spec.get("input_names"), spec.get("output_names"))
+    return model, input_dims, layers, sources, output_nodes
 
 
 def _node_list(spec: Mapping, key: str, default: list[int], n_layers: int) -> list[int]:

@@ -8,6 +8,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+MAX_SPEC_INT = 2**31 - 1
+"""The largest size, stride or padding a layer of a spec may declare."""
+
 
 def spec_tensor(
     spec: dict, key: str, *, ndim: int, length: int | None = None, required: bool = True
@@ -43,6 +46,10 @@ def spec_ints(
     if len(values) not in lengths:
         allowed = " or ".join(map(str, lengths))
         raise ValueError(f"'{key}' must have length {allowed}; got {len(values)}.")
+    if np.any(np.abs(values) > MAX_SPEC_INT):
+        raise ValueError(
+            f"'{key}' is {value!r}; sizes, strides and paddings must lie within ±{MAX_SPEC_INT}."
+        )
     return tuple(int(v) for v in values)
 
 

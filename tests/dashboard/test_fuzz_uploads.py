@@ -132,7 +132,7 @@ def model_files(tmp_path_factory) -> dict[str, bytes]:
     other libraries the readers load lazily.
     """
     files = _model_files() | _other_library_files(tmp_path_factory.mktemp("models"))
-    missing = set(model_suffixes()) - set(files)
+    missing = set(model_suffixes(allow_code=True)) - set(files)
     assert not missing, f"no seed file for {missing}: add one here"
     return files
 
@@ -144,17 +144,20 @@ def _read_data(content: bytes, name: str) -> None:
         assert str(error), f"{type(error).__name__} without a message for {name}"
 
 
-def _read_model(content: bytes, suffix: str) -> None:
+def _read_model(content: bytes, suffix: str, allow_code: bool = True) -> None:
     try:
-        read_model_file(content, "model" + suffix)
+        read_model_file(content, "model" + suffix, allow_code=allow_code)
     except CLEAR as error:
         assert str(error), f"{type(error).__name__} without a message for {suffix}"
 
 
 def test_every_registered_model_format_is_fuzzed_with_a_valid_file(model_files):
-    assert {".json", ".pt", ".pt2", ".ts"} <= set(model_suffixes())
+    assert {".json", ".pt", ".pt2", ".ts"} <= set(model_suffixes(allow_code=True))
     for suffix, content in model_files.items():
-        read_model_file(content, "model" + suffix)  # the seeds themselves are valid
+        read_model_file(content, "model" + suffix, allow_code=True)  # the seeds are valid
+    for suffix in (".pt", ".ts"):  # but an upload of TorchScript runs code: refused
+        with pytest.raises(ValueError, match=r"is TorchScript, which runs code from the file"):
+            read_model_file(model_files[suffix], "model" + suffix)
 
 
 @pytest.mark.parametrize("name", sorted(DATA_FILES))
@@ -188,14 +191,14 @@ def test_altered_data_files(name, changes):
     _read_data(bytes(content), name)
 
 
-@pytest.mark.parametrize("suffix", model_suffixes())
+@pytest.mark.parametrize("suffix", model_suffixes(allow_code=True))
 @FUZZ
 @given(content=st.binary(max_size=2048))
 def test_random_bytes_to_model_readers(model_files, suffix, content):
     _read_model(content, suffix)
 
 
-@pytest.mark.parametrize("suffix", model_suffixes())
+@pytest.mark.parametrize("suffix", model_suffixes(allow_code=True))
 @FUZZ
 @given(cut=st.floats(0, 1, exclude_max=True), prefix=st.sampled_from([b"", b"PK\x03\x04"]))
 def test_truncated_model_files(model_files, suffix, cut, prefix):
@@ -203,7 +206,7 @@ def test_truncated_model_files(model_files, suffix, cut, prefix):
     _read_model(content[: int(cut * len(content))], suffix)
 
 
-@pytest.mark.parametrize("suffix", model_suffixes())
+@pytest.mark.parametrize("suffix", model_suffixes(allow_code=True))
 @FUZZ
 @given(changes=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
                         min_size=1, max_size=4))  # fmt: skip
@@ -212,3 +215,16 @@ def test_altered_model_files(model_files, suffix, changes):
     for where, value in changes:
         content[int(where * len(content))] = value
     _read_model(bytes(content), suffix)
+
+
+@pytest.mark.parametrize("seed", [".pt", ".pt2"])
+@pytest.mark.parametrize("suffix", model_suffixes(allow_code=True))
+@FUZZ
+@given(changes=st.lists(st.tuples(st.floats(0, 1, exclude_max=True), st.integers(0, 255)),
+                        min_size=1, max_size=4))  # fmt: skip
+def test_altered_archives_as_uploads(model_files, seed, suffix, changes):
+    """Torch archives, altered, under every suffix, read as uploads are (no code allowed)."""
+    content = bytearray(model_files[seed])
+    for where, value in changes:
+        content[int(where * len(content))] = value
+    _read_model(bytes(content), suffix, allow_code=False)

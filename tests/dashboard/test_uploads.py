@@ -332,3 +332,49 @@ def test_data_preview_of_images(npy_bytes, npz_bytes):
     signal = npy_bytes(np.zeros((1, 2, 5000), dtype=np.float32))
     assert "first" not in data_preview(read_data(signal, "long.npy"))["inputs"][0]
     assert views[1]["records"] == [{"X1": 1.0, "X2": 1.0}]
+
+
+# --- bounded before the work ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"a,b,c\n1,2.5,-3\n4,5,6e2\n",
+        b"a,b,c\r\n1,2.5,-3\r\n4,5,6e2\r\n",  # Windows line ends
+        b"\xef\xbb\xbfa,b,c\n1,2.5,-3\n4,5,6e2\n",  # UTF-8 byte-order mark
+        b'"a",b,c\n1,2.5,-3\n4,5,6e2\n',  # a quoted header: read by pandas
+    ],
+)
+def test_numeric_csv_reads_the_same_on_every_path(content):
+    data = read_data(content, "t.csv")
+    assert data.columns == ["a", "b", "c"] and data.input_names == ["a", "b", "c"]
+    np.testing.assert_array_equal(data.arrays[0], [[1, 2.5, -3], [4, 5, 600]])
+
+
+def test_numeric_csv_columns_are_chosen_in_order():
+    data = read_data(b"a,b,c\n1,2,3\n", "t.csv", input_columns=["c", "a"])
+    assert data.input_names == ["c", "a"] and data.ignored == ["b"]
+    np.testing.assert_array_equal(data.arrays[0], [[3, 1]])
+    with pytest.raises(ValueError, match=r"t\.csv has no column 'z'; choose input columns from"):
+        read_data(b"a,b,c\n1,2,3\n", "t.csv", input_columns=["z"])
+
+
+def test_wide_csv_columns_are_counted_from_the_header():
+    limits = uploads.UploadLimits(max_instance_values=3)
+    with pytest.raises(ValueError, match=r"w\.csv has 4 columns; an instance may have at most 3"):
+        read_data(b"a,b,c,d\n1,2,3,4\n", "w.csv", limits=limits)
+
+
+def test_npz_members_are_bounded_by_the_limits(npz_bytes):
+    content = npz_bytes(input_1=np.zeros((100, 100)))  # 80 kB unpacked
+    limits = uploads.UploadLimits(max_uncompressed_bytes=50_000)
+    with pytest.raises(ValueError, match=r"r\.npz unpacks to 80128 bytes; data files may unpack"):
+        read_data(content, "r.npz", limits=limits)
+    assert read_data(content, "r.npz").shapes == [(100,)]
+
+
+def test_npy_float32_copy_is_bounded(npy_bytes, monkeypatch):
+    monkeypatch.setattr(uploads, "MAX_ARRAY_BYTES", 1000)
+    with pytest.raises(ValueError, match=r"The values of b\.npy hold more than 1000 bytes"):
+        read_data(npy_bytes(np.zeros((20, 20), dtype=np.uint8)), "b.npy")  # 400 B, 1.6 kB float

@@ -103,7 +103,9 @@ def scripted() -> bytes:
 
 
 def test_registry_lists_the_formats():
-    assert {".json", ".pt", ".pt2", ".ts"} <= set(model_suffixes())  # and other libraries'
+    assert {".json", ".pt", ".pt2", ".ts"} <= set(model_suffixes(allow_code=True))
+    assert {".json", ".pt2"} <= set(model_suffixes())  # and other libraries'
+    assert not {".pt", ".ts"} & set(model_suffixes())  # TorchScript runs code
     assert model_suffixes() == sorted(model_suffixes())
     assert model_format("model.PT2").name == "torch.export program"
     assert model_format(".ts").name == "TorchScript"
@@ -144,7 +146,7 @@ def test_exported_program_runs_on_any_batch(request, fixture):
 
 @pytest.mark.parametrize("suffix", [".pt", ".ts"])
 def test_torchscript_runs_in_both_precisions(scripted, suffix):
-    module = read_model_file(scripted, "model" + suffix)
+    module = read_model_file(scripted, "model" + suffix, allow_code=True)
     assert isinstance(module, ScriptedModule)
     assert list(module.parameters()) == []  # the scripted weights are not swapped
     x = torch.randn(4, 1, 8, 8)
@@ -155,14 +157,14 @@ def test_torchscript_runs_in_both_precisions(scripted, suffix):
 
 
 def test_converter_refuses_unconvertible_files(tmp_path, exported, scripted):
-    for name, data, reason in [
-        ("model.pt2", exported, "graph of ATen operators"),
-        ("model.pt", scripted, "torch.fx cannot trace TorchScript"),
-    ]:
-        path = tmp_path / name
-        path.write_bytes(data)
-        with pytest.raises(UnsupportedLayerError, match=f"Cannot convert .*{name}: .*{reason}"):
-            Converter(path)
+    path = tmp_path / "model.pt2"
+    path.write_bytes(exported)
+    with pytest.raises(UnsupportedLayerError, match=r"Cannot convert .*model\.pt2: .*of ATen"):
+        Converter(path)
+    path = tmp_path / "model.pt"
+    path.write_bytes(scripted)
+    with pytest.raises(ValueError, match=r"model\.pt is TorchScript, which runs code from the"):
+        Converter(path)  # never loaded: TorchScript does not convert anyway
 
 
 # --- what is refused ------------------------------------------------------------------------
@@ -172,9 +174,9 @@ def test_pickled_module_is_refused_without_unpickling():
     data = _torch_save(Tripwire())
     for name in ("model.pt", "model.pt2"):
         with pytest.raises(ValueError, match=r"torch\.save archive of a pickled .*trip "):
-            read_model_file(data, name)
+            read_model_file(data, name, allow_code=True)
     with pytest.raises(ValueError, match=r"torch\.export\.save\(torch\.export\.export\(model"):
-        read_model_file(_torch_save(_cnn()), "model.pt")
+        read_model_file(_torch_save(_cnn()), "model.pt", allow_code=True)
     assert TRIPPED == []
 
 
@@ -184,12 +186,12 @@ def test_state_dict_is_refused_with_the_way_to_export():
         match=r"model\.pt holds weights only \(a state_dict of 4 tensors\), not the model's "
         r"architecture\. Build the model in Python, call model\.load_state_dict",
     ):
-        read_model_file(_torch_save(_cnn().state_dict()), "model.pt")
+        read_model_file(_torch_save(_cnn().state_dict()), "model.pt", allow_code=True)
 
 
 def test_raw_pickle_is_refused():
     with pytest.raises(ValueError, match=r"model\.pt is a pickle .* it is refused"):
-        read_model_file(pickle.dumps(Tripwire()), "model.pt")
+        read_model_file(pickle.dumps(Tripwire()), "model.pt", allow_code=True)
     assert TRIPPED == []
 
 
@@ -206,14 +208,14 @@ def test_raw_pickle_is_refused():
 )
 def test_bad_files_are_explained(data, name, message):
     with pytest.raises(ValueError, match=message):
-        read_model_file(data, name)
+        read_model_file(data, name, allow_code=True)
 
 
 def test_truncated_archives_are_explained(exported, scripted):
     with pytest.raises(ValueError, match=r"m\.pt2 is not a torch\.export archive .*complete"):
         read_model_file(exported[: len(exported) // 2], "m.pt2")
     with pytest.raises(ValueError, match=r"m\.pt is not a TorchScript archive"):
-        read_model_file(scripted[:-200], "m.pt")
+        read_model_file(scripted[:-200], "m.pt", allow_code=True)
 
 
 def test_exported_program_needs_one_output():
@@ -228,9 +230,9 @@ def test_exported_program_needs_one_output():
 
 def test_wrong_suffix_names_the_right_one(exported, scripted):
     with pytest.raises(ValueError, match=r"it is a TorchScript archive: name it \.pt"):
-        read_model_file(scripted, "model.pt2")
+        read_model_file(scripted, "model.pt2", allow_code=True)
     with pytest.raises(ValueError, match=r"is a torch\.export archive, not TorchScript: name it"):
-        read_model_file(exported, "model.pt")
+        read_model_file(exported, "model.pt", allow_code=True)
 
 
 def test_bytes_need_a_suffix_and_paths_a_file(tmp_path):
@@ -262,6 +264,22 @@ def _dunder_target(program: dict) -> None:
     program["graph_module"]["graph"]["nodes"][0]["target"] = "math.__loader__.load_module"
 
 
+def _target(target: str):
+    def edit(program: dict) -> None:
+        program["graph_module"]["graph"]["nodes"][0]["target"] = target
+
+    edit.__name__ = target
+    return edit
+
+
+def _expression(expression: str):
+    def edit(program: dict) -> None:
+        sizes = program["graph_module"]["graph"]["tensor_values"]["input"]["sizes"]
+        sizes[0]["as_expr"]["expr_str"] = expression
+
+    return edit
+
+
 def _evil_expression(program: dict) -> None:
     sizes = program["graph_module"]["graph"]["tensor_values"]["input"]["sizes"]
     sizes[0]["as_expr"]["expr_str"] = "__import__('os').system('true')"
@@ -276,16 +294,60 @@ def _evil_range(program: dict) -> None:
     [
         ("data/weights/model_weights_config.json", _pickled_weight, r"stores the weight .* pickle"),
         ("data/constants/model_constants_config.json", _custom_constant, r"constant 'obj' as a"),
-        ("models/model.json", _os_call, r"calls 'torch\.os\.system'; only ATen"),
-        ("models/model.json", _file_read, r"calls 'torch\.ops\.aten\.from_file\.default'"),
+        ("models/model.json", _os_call, r"calls 'torch\.os\.system', which is not an ATen"),
+        ("models/model.json", _file_read, r"calls 'torch\.ops\.aten\.from_file\.default', which"),
         ("models/model.json", _dunder_target, r"calls 'math\.__loader__\.load_module'"),
         ("models/model.json", _evil_expression, r"shape expression \"__import__"),
         ("models/model.json", _evil_range, r"shape expression 'exec\(chr\(49\)\)'"),
+        # writes a file; a custom operator; a subgraph; hours of integer arithmetic
+        ("models/model.json", _target("torch.ops.aten.save.default"), r"reads or writes files"),
+        ("models/model.json", _target("torch.ops.mylib.run.default"), r"custom operators run"),
+        ("models/model.json", _target("torch.ops.higher_order.cond"), r"'torch\.ops\.higher_or"),
+        ("models/model.json", _target("math.factorial"), r"calls 'math\.factorial'"),
+        ("models/model.json", _target("_operator.pow"), r"calls '_operator\.pow'"),
+        ("models/model.json", _expression("s0 + 9**999999999"), r"expression 's0 \+ 9\*\*9"),
+        ("models/model.json", _expression("s0 << 99999999999"), r"expression 's0 << 9"),
     ],
 )
 def test_export_archives_are_checked_before_loading(exported, entry, edit, message):
     with pytest.raises(ValueError, match=message):
         read_model_file(_edit_json(exported, entry, edit), "model.pt2")
+
+
+def _forged_weight(config: dict) -> None:
+    meta = next(iter(config["config"].values()))["tensor_meta"]
+    meta["sizes"] = [{"as_int": 100_000}, {"as_int": 100_000}]
+
+
+def test_export_weights_may_not_declare_more_than_they_store(exported):
+    # torch.export.load makes torch.zeros(sizes) of an empty record: 40 GB from 1 byte
+    data = _edit_json(exported, "data/weights/model_weights_config.json", _forged_weight)
+    with pytest.raises(ValueError, match=r"declares the weight '0\.weight' of shape \(100000, "):
+        read_model_file(data, "model.pt2")
+
+
+def test_export_inputs_are_bounded_before_loading(exported):
+    with pytest.raises(
+        ValueError,
+        match=r"model\.pt2 takes inputs of shape \(batch, 1, 8, 8\), 64 values per instance; "
+        r"this server explains models with at most 10 \(start the dashboard with a higher "
+        r"--max-instance-values",
+    ):
+        read_model_file(exported, "model.pt2", max_instance_values=10)
+    assert read_model_file(exported, "model.pt2", max_instance_values=64).input_dim == [(1, 8, 8)]
+
+
+def test_torchscript_is_refused_by_suffix_and_by_content(scripted):
+    for name in ("model.pt", "model.ts", "model.pt2", "model.json", "model.onnx", "model.keras"):
+        with pytest.raises(
+            ValueError,
+            match=rf"^{name.replace('.', '[.]')} is TorchScript, which runs code from the file "
+            r"when it is loaded; this server does not accept TorchScript uploads\. Export the "
+            r"model with torch\.export .* or start the dashboard with --trust-torchscript",
+        ):
+            read_model_file(scripted, name)
+    assert files.is_torchscript(scripted) and not files.is_torchscript(b"PK\x03\x04junk")
+    assert isinstance(read_model_file(scripted, "model.pt", allow_code=True), ScriptedModule)
 
 
 @pytest.mark.parametrize(
@@ -367,18 +429,18 @@ def test_load_model_of_an_exported_program_reads_its_shapes(exported):
 
 def test_load_model_of_torchscript_needs_input_dim(scripted):
     with pytest.raises(ValueError, match=r"input_dim is required for cnn\.pt: TorchScript keeps"):
-        load_model(scripted, "cnn.pt")
-    loaded = load_model(scripted, "cnn.pt", input_dim=(1, 8, 8))
+        load_model(scripted, "cnn.pt", allow_code=True)
+    loaded = load_model(scripted, "cnn.pt", input_dim=(1, 8, 8), allow_code=True)
     assert loaded.output_dim == [(3,)] and loaded.methods == list(GRADIENT_METHODS)
     assert "torch.fx cannot trace TorchScript" in loaded.conversion_error
     with pytest.raises(ValueError, match=r"Running cnn\.pt on inputs of shape \(batch, 1, 5, 5\)"):
-        load_model(scripted, "cnn.pt", input_dim=(1, 5, 5))
+        load_model(scripted, "cnn.pt", input_dim=(1, 5, 5), allow_code=True)
 
 
 def test_load_model_infers_a_scripted_mlps_input(tmp_path):
     path = tmp_path / "mlp.ts"
     path.write_bytes(_script(nn.Sequential(nn.Sequential(nn.Linear(4, 3)), nn.Tanh())))
-    assert load_model(path).input_dim == [(4,)]
+    assert load_model(path, allow_code=True).input_dim == [(4,)]
 
 
 def test_load_model_of_a_module_converts_or_says_why():
