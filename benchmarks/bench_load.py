@@ -5,6 +5,7 @@ Run from the repository root::
     python benchmarks/bench_load.py                 # embedded job queue, 30 users
     python benchmarks/bench_load.py --celery 2      # Redis + Celery workers (2 processes)
     python benchmarks/bench_load.py --users 10 --markdown
+    python benchmarks/bench_load.py --distinct      # each user a request of its own
 
 The server is started as users start it: ``python -m dashboard --port P --cache-dir D``
 (its own worker processes, one per core), or with ``--celery N`` a private
@@ -15,8 +16,11 @@ class, one warm-up job (iris, Gradient; not counted) makes sure workers are up.
 
 Each simulated user is a thread with its own :class:`~support.dash_client.DashTab`: it
 loads the page, picks the digits demo, LRP with the default rules, presses Compute and
-waits for the result (polling every 250 ms as the page does), downloads the NPZ; then the
+waits for the result (polling as the page does), downloads the NPZ; then the
 iris demo with SmoothGrad (default n and seed), the same way. All users start at once.
+Every user then asks for the same two public requests, which run once each and are shared
+(as in a class following the teacher); with ``--distinct`` each user asks for its own
+number of rows (LRP) and its own seed (SmoothGrad), so that 60 jobs queue and run.
 A result is correct when it equals the engine's, computed once in this process (both
 requests are public: every user asks the same one, so they must also agree). A user whose
 job fails or shows an alert is "failed"; one without a result within ``--timeout`` is
@@ -32,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import socket
@@ -67,18 +72,29 @@ CASES = {
 KEY = "Output_1__Input_1"  # the NPZ download's array of a one-input, one-output model
 
 
-def engine_result(demo_name: str, method: str) -> np.ndarray:
-    """The engine's attribution for the page's defaults: first 50 rows, the first ≤ 10
-    outputs, innsight's default parameters (LRP: rule "simple"; SmoothGrad: n 50, seed 0)."""
+def user_request(user: int | None) -> tuple[int, int]:
+    """The rows and the SmoothGrad seed a user asks for: the page's defaults (50 rows,
+    seed 0) for everyone, or with ``--distinct`` (``user`` given) requests of its own
+    (fewer rows for LRP, another seed), so that every user's jobs really run."""
+    return (ROWS, 0) if user is None else (ROWS - user % 25, user + 1)
+
+
+@functools.lru_cache
+def engine_result(demo_name: str, method: str, user: int | None = None) -> np.ndarray:
+    """The engine's attribution for a user's request (:func:`user_request`): the first
+    rows, the first ≤ 10 outputs, innsight's default parameters (LRP: rule "simple";
+    SmoothGrad: n 50)."""
+    rows, seed = user_request(user)
     demo = demo_data.load_demo(demo_name)
     model = load_model(demo.model, input_dim=demo.input_dim, input_names=demo.input_names,
                        output_names=demo.output_names)  # fmt: skip
     outputs = [list(range(min(10, len(model.output_names[0]))))]
-    x = demo.inputs[0][:ROWS]
     if method == "LRP":
+        x = demo.inputs[0][:rows]
         found = attribution.LRP(model.converter, x, rule_name="simple", output_idx=outputs)
     else:
-        found = attribution.SmoothGrad(model.converter, x, n=50, seed=0, output_idx=outputs)
+        x = demo.inputs[0][:ROWS]
+        found = attribution.SmoothGrad(model.converter, x, n=50, seed=seed, output_idx=outputs)
     return found.get_result("array")
 
 
@@ -161,11 +177,19 @@ class UserLog:
     page_load: float = float("nan")
 
 
-def run_case(tab: DashTab, demo: str, method: str, params: dict, timeout: float) -> Outcome:
+def run_case(
+    tab: DashTab, demo: str, method: str, params: dict, timeout: float, index: int | None
+) -> Outcome:
     tab.choose_demo(demo)
     tab.choose_method(method)
     for name, value in params.items():
         tab.set_parameter(name, value)
+    if index is not None:  # --distinct: this user's own request
+        rows, seed = user_request(index)
+        if method == "LRP":
+            tab.set("rows-input", "value", rows)
+        else:
+            tab.set_parameter("seed", seed)
     start = time.perf_counter()
     try:
         tab.compute(timeout=timeout)
@@ -177,14 +201,16 @@ def run_case(tab: DashTab, demo: str, method: str, params: dict, timeout: float)
     return Outcome("ok", tab.result_at - start, grid - start, arrays)
 
 
-def user(url: str, start: threading.Barrier, timeout: float, log: UserLog) -> None:
+def user(
+    url: str, start: threading.Barrier, timeout: float, log: UserLog, index: int | None
+) -> None:
     tab = DashTab(url, timeout=timeout)
     try:
         start.wait()
         log.page_load = tab.open()
         for label, (demo, method, params) in CASES.items():
             try:
-                log.outcomes[label] = run_case(tab, demo, method, params, timeout)
+                log.outcomes[label] = run_case(tab, demo, method, params, timeout, index)
             except Exception as error:  # an HTTP error or timeout: the case is lost
                 log.outcomes[label] = Outcome("failed", detail=f"{type(error).__name__}: {error}")
     except Exception:
@@ -242,10 +268,11 @@ def report(
         ok = [o for o in outcomes if o.state == "ok"]
         first = ok[0].arrays if ok else None
         correct = sum(
-            o.arrays.shape == expected[label].shape
-            and np.allclose(o.arrays, expected[label], rtol=1e-5, atol=1e-6)
-            and np.array_equal(o.arrays, first)
-            for o in ok
+            o.state == "ok"
+            and o.arrays.shape == expected[label, k].shape
+            and np.allclose(o.arrays, expected[label, k], rtol=1e-5, atol=1e-6)
+            and (args.distinct or np.array_equal(o.arrays, first))
+            for k, o in enumerate(outcomes)
         )
         failed = sum(o.state == "failed" for o in outcomes)
         hung = sum(o.state == "hung" for o in outcomes)
@@ -264,6 +291,7 @@ def report(
     table = format_table(header, rows, args.markdown, numeric=range(1, len(header)))
     bad = sum(len(log.bad_statuses) for log in logs)
     mode = f"Celery, {args.celery} worker process(es)" if args.celery else "embedded"
+    mode += ", distinct requests" if args.distinct else ", the same request for all"
     user_loads = [1e3 * log.page_load for log in logs]
     lines = [
         f"{args.users} users, {mode}, {os.cpu_count()} cores, {wall:.0f} s in all",
@@ -290,12 +318,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds a user waits for a result"
     )
+    parser.add_argument(
+        "--distinct", action="store_true",
+        help="every user asks for its own rows (LRP) and seed (SmoothGrad): all jobs run",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args(argv)
     if args.celery and shutil.which("redis-server") is None:
         raise SystemExit("--celery needs redis-server on the PATH.")
 
-    expected = {label: engine_result(demo, method) for label, (demo, method, _) in CASES.items()}
+    expected = {
+        (label, k): engine_result(demo, method, k if args.distinct else None)
+        for label, (demo, method, _) in CASES.items()
+        for k in range(args.users)
+    }
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
     servers = start_servers(work, args.celery)
     troubled = True
@@ -312,8 +348,12 @@ def main(argv: list[str] | None = None) -> None:
         logs = [UserLog() for _ in range(args.users)]
         barrier = threading.Barrier(args.users)
         users = [
-            threading.Thread(target=user, args=(url, barrier, args.timeout, log), daemon=True)
-            for log in logs
+            threading.Thread(
+                target=user,
+                args=(url, barrier, args.timeout, log, k if args.distinct else None),
+                daemon=True,
+            )
+            for k, log in enumerate(logs)
         ]
         start = time.perf_counter()
         for thread in users:

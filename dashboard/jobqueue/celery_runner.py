@@ -41,6 +41,9 @@ def make_celery(redis_url: str):
     def _one_thread(**_):  # each pool process computes one job on its share of the cores
         import torch
 
+        from dashboard.jobqueue.local import JOB_NICENESS
+
+        os.nice(JOB_NICENESS)  # a dashboard server on the same machine stays quick
         torch.set_num_threads(int(os.environ.get("INNSIGHT_TORCH_THREADS", "1")))
 
     @app.task(name=TASK, bind=True)

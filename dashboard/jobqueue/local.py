@@ -27,6 +27,9 @@ from dashboard.backends import DiskBackend
 from dashboard.config import Config
 from dashboard.jobqueue.board import JobBoard
 
+JOB_NICENESS = 10
+"""How much lower than the server's a job's CPU priority is (``nice``): page loads and
+callbacks are answered first, jobs take the rest of the cores."""
 _BOARD_SIZE = 256 * 1024**2
 _IDLE_POLL = 0.1  # seconds between an idle worker's looks at the queue
 _MONITOR_EVERY = 0.5
@@ -132,6 +135,7 @@ class LocalRunner:
 def serve(config: Config, parent: int) -> None:
     """A worker process: take a slot, then run queued jobs while the server lives."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    os.nice(JOB_NICENESS)  # pages stay quick while jobs use the cores
     slot = _take_slot(jobs_folder(config), config.workers, parent)
     if slot is None:
         return

@@ -9,7 +9,7 @@ from dashboard import ids
 from dashboard.layout.controls import data_card, method_card, model_card
 from dashboard.layout.views import result_tabs
 
-POLL_MS = 250
+POLL_MS = 500
 """How often a page asks for its job's state while one runs."""
 
 

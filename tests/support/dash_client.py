@@ -5,7 +5,7 @@ The tab keeps every component's props, read from ``/_dash-layout`` and updated f
 callbacks' answers. A user action changes props; every callback with a changed prop among
 its inputs is then called (``POST /_dash-update-component``), built generically from
 ``/_dash-dependencies``, and so on down the chain, as the page would. The job poll
-(``dcc.Interval``) ticks every 250 ms while it is enabled::
+(``dcc.Interval``) ticks every ``POLL_MS`` while it is enabled::
 
     tab = DashTab("http://127.0.0.1:8050")
     tab.open()
@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 import requests
 
-POLL_SECONDS = 0.25
+from dashboard.layout import POLL_MS
+
+POLL_SECONDS = POLL_MS / 1000
 """How often a page asks for its job's state (``dashboard.layout.POLL_MS``)."""
 _CHAIN_LIMIT = 20  # rounds of chained callbacks after one action, at most
 
@@ -206,7 +208,7 @@ class DashTab:
         self.set(button, "n_clicks", (self.get(button, "n_clicks") or 0) + 1)
 
     def compute(self, timeout: float = 120.0) -> dict:
-        """Press Compute, then poll the job every 250 ms until the result is shown; the
+        """Press Compute, then poll the job as the page does until the result is shown; the
         page's result reference (``{"key", "request"}``).
 
         Raises
