@@ -1,5 +1,7 @@
 """The Celery app of the workers: ``INNSIGHT_REDIS_URL=redis://host:6379/0 celery -A
-dashboard.celery_worker worker --concurrency 2`` (see the README)."""
+dashboard.celery_worker worker --concurrency 2`` (see docs/deployment.md). Without
+``INNSIGHT_REDIS_URL`` it uses Redis on this machine, ``redis://localhost:6379/0``; nothing
+connects until the worker starts."""
 
 from __future__ import annotations
 
@@ -7,9 +9,6 @@ import os
 
 from dashboard.jobqueue.celery_runner import make_celery
 
-if "INNSIGHT_REDIS_URL" not in os.environ:
-    raise SystemExit(
-        "Set INNSIGHT_REDIS_URL to the Redis the dashboard runs with (--redis-url), e.g. "
-        "INNSIGHT_REDIS_URL=redis://localhost:6379/0 celery -A dashboard.celery_worker worker"
-    )
-app = make_celery(os.environ["INNSIGHT_REDIS_URL"])
+REDIS_URL = os.environ.get("INNSIGHT_REDIS_URL", "redis://localhost:6379/0")
+"""The Redis the dashboard runs with (its ``--redis-url``)."""
+app = make_celery(REDIS_URL)

@@ -220,8 +220,9 @@ def read_model_file(
         before anything reads it.
     max_instance_values : int, default=None
         The most values one instance may have at a model input, checked where the file
-        declares its input shapes (``.pt2``) before its weights are loaded. None: no
-        bound.
+        declares its input shapes (``.pt2``) before its weights are loaded, and for
+        ``.keras``/``.h5`` and ``.onnx`` at every layer, sized from the config or graph
+        before the model is built. None: no bound.
 
     Returns
     -------

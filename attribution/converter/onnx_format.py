@@ -17,7 +17,12 @@ the spec keeps the graph's shapes, so ``Converter(path)`` needs no ``input_dim``
 
 Safety: the file is parsed as a protobuf (no code runs), its size is bounded, tensors
 stored in files next to the model (external data) are refused, and ``onnx.checker``
-validates the graph before it is read.
+validates the graph before it is read. Sizes are bounded before the memory they imply:
+a tensor may declare no more values than it stores (:func:`check_tensor_data`, before
+``numpy_helper.to_array`` reads any), and with ``max_instance_values`` the graph's input
+shapes and the shape each layer computes are checked as the graph is read. Operators that
+make tensors of computed sizes (``ConstantOfShape``, ``Expand``, ``Tile``, ``Resize``...)
+do not convert and are refused before anything runs.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from attribution.converter.files import ModelFormat, register_model_format
+from attribution.converter.spec import check_instance_values
 from attribution.errors import UnsupportedLayerError
 
 MAX_ONNX_BYTES = 512 * 2**20
@@ -56,6 +62,10 @@ _BATCH = 0
 0 as "keep this axis", which is what it means at the batch axis."""
 SUPPORTED_OPS = sorted([*_LAYER_OPS, *_ACTIVATIONS, *_SKIPPED])
 """The ONNX operators that convert."""
+_DATA_FIELDS = (
+    "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data",
+)  # fmt: skip
+_EXPORT_AGAIN = "Export it again, e.g. with torch.onnx.export(model, x, 'model.onnx')."
 
 
 def _import_onnx() -> Any:
@@ -68,7 +78,7 @@ def _import_onnx() -> Any:
     return onnx
 
 
-def read_onnx(data: bytes, name: str) -> dict:
+def read_onnx(data: bytes, name: str, max_instance_values: int | None = None) -> dict:
     """innsight's spec of the ONNX model in ``data``.
 
     Parameters
@@ -77,6 +87,10 @@ def read_onnx(data: bytes, name: str) -> dict:
         The ``.onnx`` file's content.
     name : str
         The file name, for messages.
+    max_instance_values : int, default=None
+        The most values one instance may have at a graph input or at the output of any
+        layer, checked as the graph is read. None: no bound (tensors are still bounded by
+        the bytes the file stores for them).
 
     Returns
     -------
@@ -87,8 +101,9 @@ def read_onnx(data: bytes, name: str) -> dict:
     Raises
     ------
     ValueError
-        The file is too large, not an ONNX model, refers to external data, fails
-        ``onnx.checker``, or has shapes the spec cannot express.
+        The file is too large, not an ONNX model, refers to external data, declares a
+        tensor larger than it stores, fails ``onnx.checker``, has shapes the spec cannot
+        express, or larger than ``max_instance_values``.
     UnsupportedLayerError
         An operator (or an attribute value of one) has no spec layer; the message names it.
     """
@@ -108,6 +123,7 @@ def read_onnx(data: bytes, name: str) -> dict:
         ) from None
     tensors = [*model.graph.initializer]
     tensors += [a.t for n in model.graph.node for a in n.attribute if a.HasField("t")]
+    tensors += [t for n in model.graph.node for a in n.attribute for t in a.tensors]
     external = [t.name for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
         raise ValueError(
@@ -115,22 +131,53 @@ def read_onnx(data: bytes, name: str) -> dict:
             "which is not read. Save the model as one file: onnx.save_model(model, path, "
             "save_as_external_data=False)."
         )
+    check_tensor_data(tensors, name)
     try:
         onnx.checker.check_model(model)
     except Exception as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ValueError(
-            f"{name} is not a valid ONNX model (onnx.checker: {reason}). Export it again, "
-            "e.g. with torch.onnx.export(model, x, 'model.onnx')."
+            f"{name} is not a valid ONNX model (onnx.checker: {reason}). {_EXPORT_AGAIN}"
         ) from None
-    return _GraphReader(onnx, model.graph, name).spec()
+    return _GraphReader(onnx, model.graph, name, max_instance_values).spec()
+
+
+def check_tensor_data(tensors: list, name: str) -> None:
+    """Refuse a tensor whose ``dims`` declare more values than it stores.
+
+    ``numpy_helper.to_array`` reads a tensor at its declared shape, so a few bytes with
+    ``dims`` of billions would be trouble should a check of the data come too late; this
+    one needs only the lengths of the stored fields. Up to two values per stored byte or
+    entry are allowed (4-bit types pack two per byte).
+
+    Parameters
+    ----------
+    tensors : list of onnx.TensorProto
+        The initializers and the tensors of node attributes.
+    name : str
+        The file name, for messages.
+
+    Raises
+    ------
+    ValueError
+        A tensor declares more; the message names it, its shape and what it stores.
+    """
+    for tensor in tensors:
+        declared = math.prod(tensor.dims)
+        stored = max(len(tensor.raw_data), *(len(getattr(tensor, f)) for f in _DATA_FIELDS))
+        if declared > 2 * stored:
+            raise ValueError(
+                f"{name} declares the tensor {tensor.name!r} of shape {tuple(tensor.dims)} "
+                f"({declared} values) but stores {stored} bytes or values for it: the file is "
+                f"damaged or forged; it is refused. {_EXPORT_AGAIN}"
+            )
 
 
 class _GraphReader:
     """Maps one ONNX graph onto spec layers, tracking each tensor's per-instance shape."""
 
-    def __init__(self, onnx: Any, graph: Any, name: str) -> None:
-        self.onnx, self.graph, self.name = onnx, graph, name
+    def __init__(self, onnx: Any, graph: Any, name: str, limit: int | None = None) -> None:
+        self.onnx, self.graph, self.name, self.limit = onnx, graph, name, limit
         self.constants: dict[str, np.ndarray] = {
             t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer
         }
@@ -150,6 +197,8 @@ class _GraphReader:
             if value.name in self.constants:
                 continue
             dim = self._input_shape(value)
+            if self.limit is not None:
+                check_instance_values([dim], self.limit, f"Input {value.name!r} of {self.name}")
             input_dim.append(list(dim))
             self.source[value.name] = self._add({"type": "Skipping"}, [0])
             self.shape[value.name] = dim
@@ -230,6 +279,9 @@ class _GraphReader:
         return self.constants[tensor].astype(np.float64)
 
     def _emit(self, node: Any, layer: dict, inputs: list[int], shape: tuple[int, ...]) -> None:
+        if self.limit is not None:
+            what = f"The output of the ONNX node {node.name or node.output[0]!r} ({node.op_type})"
+            check_instance_values([shape], self.limit, f"{what} of {self.name}")
         number = self._add(layer, inputs)
         self.source[node.output[0]] = number
         self.produced[number] = node.output[0]
@@ -514,4 +566,4 @@ def _vector(bias: np.ndarray, length: int) -> np.ndarray:
     return np.broadcast_to(flat, (length,)).copy()
 
 
-register_model_format(ModelFormat("ONNX model", (".onnx",), read_onnx))
+register_model_format(ModelFormat("ONNX model", (".onnx",), read_onnx, bounds_sizes=True))

@@ -12,7 +12,7 @@ a test says otherwise:
   declare billions of values, a ``torch.export`` program that makes a huge tensor, a zip
   of images) raise a ValueError quickly, before the memory is allocated: the process's
   peak memory (``ru_maxrss``, a high-water mark a blown-up allocation would raise) grows
-  by less than :data:`MAX_GROWTH`.
+  by less than :data:`support.memory.MAX_GROWTH`.
 - A CSV of 100,000 columns is read in well under two seconds.
 """
 
@@ -20,17 +20,17 @@ from __future__ import annotations
 
 import io
 import json
-import resource
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
 from support.dashboard import SESSION
+from support.memory import refused_cheaply as _refused_cheaply
 from torch import nn
 
 import attribution  # noqa: F401  (registers every model format)
@@ -45,10 +45,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:'torch.load' received a zip file:UserWarning",
 )
 
-MAX_SECONDS = 5.0
-"""How long refusing a bomb may take."""
-MAX_GROWTH = 200 * MB
-"""How much a bomb may raise the process's peak memory."""
 REFUSED = r"is TorchScript, which runs code from the file when it is loaded; this server does "
 """The start of the refusal of a TorchScript upload (after the file name)."""
 
@@ -76,22 +72,6 @@ def _upload_data(store: Store, data: bytes, filename: str, model: LoadedModel):
     sha = store.put_bytes(data, filename, owner=SESSION)
     ref = {"kind": "upload", "sha": sha, "input_columns": None, "channels_last": False}
     return data_from_ref(store, ref, model, SESSION)
-
-
-def _peak_bytes() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-
-
-def _refused_cheaply(action: Callable[[], Any], match: str) -> tuple[float, int]:
-    """Run ``action``, which must raise a ValueError matching ``match``, quickly and
-    without raising the peak memory; the seconds and the peak's growth in bytes."""
-    before, start = _peak_bytes(), time.perf_counter()
-    with pytest.raises(ValueError, match=match):
-        action()
-    seconds, growth = time.perf_counter() - start, _peak_bytes() - before
-    assert seconds < MAX_SECONDS, f"refused after {seconds:.1f} s"
-    assert growth < MAX_GROWTH, f"the peak memory grew by {growth / MB:.0f} MB"
-    return seconds, growth
 
 
 def _script(module: nn.Module) -> bytes:
