@@ -65,7 +65,25 @@ def build_request(
     limits: WorkLimits | None = None,
 ) -> dict[str, Any]:
     """A canonical request of ``session`` from the page's values; raises ValueError naming
-    what is wrong.
+    what is wrong (see :func:`check_request` for the worker's side)."""
+    return _build_request(
+        store, model_ref, data_ref, method, raw_params, outputs, rows, session, limits
+    )[0]
+
+
+def _build_request(
+    store: Store,
+    model_ref: dict,
+    data_ref: dict,
+    method: str,
+    raw_params: dict[str, Any],
+    outputs: list[str],
+    rows: Any,
+    session: str,
+    limits: WorkLimits | None = None,
+) -> tuple[dict[str, Any], Any]:
+    """A canonical request of ``session`` from the page's values, and the arrays of the
+    uploaded reference file it names (or None); raises ValueError naming what is wrong.
 
     ``outputs`` are the output dropdown's ``"k:i"`` values (node ``i`` of output layer
     ``k``, 0-based), in any order: the request holds them sorted per output layer.
@@ -106,18 +124,18 @@ def build_request(
         "rows": min(rows, data.n_rows),
     }
     _check_limits(request, limits or WorkLimits())
-    _uploaded_reference(store, params, model, data_ref, session)
-    return request
+    return request, _uploaded_reference(store, params, model, data_ref, session)
 
 
 def check_request(
     store: Store, request: dict[str, Any], session: str, limits: WorkLimits | None = None
-) -> None:
+) -> Any:
     """Raise a ValueError unless ``request`` is what :func:`build_request` makes of its own
-    parts: a worker checks every job again before it runs it."""
+    parts (a worker checks every job again before it runs it); the arrays of the uploaded
+    reference file it names, or None."""
     try:
         outputs = [f"{k}:{i}" for k, idx in enumerate(request["output_idx"]) for i in idx or []]
-        rebuilt = build_request(
+        rebuilt, uploaded = _build_request(
             store, request["model"], request["data"], request["method"],
             dict(request["params"]), outputs, request["rows"], session, limits,
         )  # fmt: skip
@@ -125,6 +143,7 @@ def check_request(
         raise ValueError(f"The job's request is malformed ({error!r}); it is refused.") from None
     if rebuilt != request:
         raise ValueError("The job's request is not a canonical request; it is refused.")
+    return uploaded
 
 
 def _check_limits(request: dict[str, Any], limits: WorkLimits) -> None:
@@ -188,11 +207,10 @@ def run_attribution(
 ) -> dict[str, Any]:
     """Check ``request`` of ``owner`` again, compute it, memoise the result, and return the
     page's result reference (``{"key", "request"}``)."""
-    check_request(store, request, owner, limits)
-    model = model_from_ref(store, request["model"], owner)
+    uploaded = check_request(store, request, owner, limits)
+    model = model_from_ref(store, request["model"], owner)  # memoised by the check
     data = data_from_ref(store, request["data"], model, owner)
     inputs = [array[: request["rows"]] for array in data.arrays]
-    uploaded = _uploaded_reference(store, request["params"], model, request["data"], owner)
 
     def progress(done: int, total: int) -> None:
         set_progress((done, total))

@@ -170,24 +170,13 @@ def assert_refused(tab: DashTab, *, hint: str) -> None:
 
 
 @pytest.mark.parametrize("public", [False, True], ids=["own", "marked-public"])
-def test_another_tabs_model_upload_is_refused(server, owner, public):
+@pytest.mark.parametrize(("kind", "name"), [("model", "model_99"), ("data", "data_99")])
+def test_another_tabs_upload_is_refused(server, owner, kind, name, public):
     tab = intruder(server.url)
-    replayed = {**owner.get("model-ref", "data"), **({"public": True} if public else {})}
-    tab.set("model-ref", "data", replayed)
+    replayed = {**owner.get(f"{kind}-ref", "data"), **({"public": True} if public else {})}
+    tab.set(f"{kind}-ref", "data", replayed)
     assert_refused(tab, hint="No upload with hash")
-    assert "model_99" not in json.dumps(tab.get("model-info", "children"))
-    with pytest.raises(ComputeFailed, match="No upload with hash"):
-        tab.compute(timeout=30)
-    assert tab.get("result-ref", "data") is None
-
-
-@pytest.mark.parametrize("public", [False, True], ids=["own", "marked-public"])
-def test_another_tabs_data_upload_is_refused(server, owner, public):
-    tab = intruder(server.url)
-    replayed = {**owner.get("data-ref", "data"), **({"public": True} if public else {})}
-    tab.set("data-ref", "data", replayed)
-    assert_refused(tab, hint="No upload with hash")
-    assert "data_99" not in json.dumps(tab.get("data-info", "children"))
+    assert name not in json.dumps(tab.get(f"{kind}-info", "children"))
     with pytest.raises(ComputeFailed, match="No upload with hash"):
         tab.compute(timeout=30)
     assert tab.get("result-ref", "data") is None
