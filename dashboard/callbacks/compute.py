@@ -39,13 +39,14 @@ def cached(store: Store, request: dict, session: str) -> dict | None:
     return {"key": key, "request": request} if store.get_result(key) is not None else None
 
 
-def submit(runner, config: Config, request: dict, session: str) -> str:
+def submit(runner, store: Store, config: Config, request: dict, session: str) -> str:
     """Queue the request for ``session`` (or wait for the same job queued or running
     already); the job's id."""
     owner = jobs.request_owner(request, session)
     job_id = jobs.request_key(request, owner)
     record = job_record(request, owner, config)
-    if runner.board.submit(job_id, record, session):
+    stored = lambda: store.get_result(job_id) is not None  # noqa: E731
+    if runner.board.submit(job_id, record, session, stored):
         runner.submitted(job_id, record)
     return job_id
 

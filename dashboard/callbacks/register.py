@@ -233,7 +233,7 @@ def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session)
             if found is not None:
                 unchanged = shown is not None and shown.get("key") == found["key"]
                 return (no_update if unchanged else found, *compute.job_view(None), None, False)
-            job_id = compute.submit(runner, config, request, me)
+            job_id = compute.submit(runner, store, config, request, me)
             return compute.follow(runner, {"id": job_id, "request": request}, me)
 
         try:

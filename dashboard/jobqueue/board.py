@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 from dashboard.backends import Backend
@@ -101,12 +102,24 @@ class JobBoard:
 
     # --- the server's side ------------------------------------------------------------------
 
-    def submit(self, job_id: str, job: dict[str, Any], waiter: str) -> bool:
+    def submit(
+        self,
+        job_id: str,
+        job: dict[str, Any],
+        waiter: str,
+        result_stored: Callable[[], bool] = lambda: False,
+    ) -> bool:
         """Queue ``job`` under ``job_id`` for ``waiter``, or add the waiter to the same job
-        queued or running already; True when the job is new (its runner must start it)."""
+        queued or running already, or done with its result still stored
+        (``result_stored()``: the job may have ended since the page looked for its result;
+        its other waiters must still see it done). True when the job is new (its runner
+        must start it)."""
         with self.backend.locked(_LOCK):
             record = self._record(job_id)
-            if record is not None and record["state"] in ACTIVE:
+            joinable = record is not None and (
+                record["state"] in ACTIVE or (record["state"] == "done" and result_stored())
+            )
+            if joinable:
                 if waiter not in record["waiters"]:
                     record["waiters"].append(waiter)
                     self._save(job_id, record)

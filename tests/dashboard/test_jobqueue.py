@@ -44,6 +44,18 @@ def _until(condition, timeout: float, what: str):
 # --- the board ------------------------------------------------------------------------------
 
 
+def test_a_job_that_ended_with_its_result_stored_is_joined_not_run_again(board):
+    # tab-b looked for the result just before the job finished: its submit comes after
+    board.submit("job", {}, "tab-a")
+    board.claim_next(WORKER)
+    board.finish("job")
+    assert board.submit("job", {}, "tab-b", result_stored=lambda: True) is False
+    assert [board.status("job", tab).state for tab in ("tab-a", "tab-b")] == ["done", "done"]
+    # a result evicted since: the job runs again, for the tab that asks
+    assert board.submit("job", {}, "tab-b", result_stored=lambda: False) is True
+    assert board.status("job", "tab-b").state == "queued"
+
+
 def test_identical_requests_are_one_job_that_every_waiter_sees(board):
     assert board.submit("job", {"request": 1}, "tab-a") is True
     assert board.submit("job", {"request": 1}, "tab-b") is False  # the same job: no new run
@@ -189,7 +201,7 @@ def _submit(runner, method="Gradient", raw=None, rows=3, ref=IRIS, session=SESSI
     config, chosen = runner.config, [f"0:{k}" for k in range(outputs)]
     with Store.from_config(config) as store:
         request = compute.build(store, config, ref, ref, method, raw or {}, chosen, rows, session)
-    return compute.submit(runner, config, request, session)
+        return compute.submit(runner, store, config, request, session)
 
 
 def _submit_slow(runner) -> str:
