@@ -36,14 +36,18 @@ HOVER_BACKGROUND = "rgb(80,80,80)"
 REFERENCE_COLOR = "red"
 BOX_FILL = "rgba(40,40,40,0.75)"
 BOX_LINE = "rgb(50,50,50)"
-INFO_BACKGROUND = "rgba(64,64,64,0.5)"
+INFO_BACKGROUND = "rgb(96,96,96)"
+"""The info strip above a panel (innsight's box inside it was 50 % transparent)."""
 
+FRAME_COLOR = "rgb(90,90,90)"
 IMAGE_X_AXIS = {
-    "showticklabels": False, "showline": False, "zeroline": False, "showgrid": False,
-    "ticks": "", "title": {"text": ""}, "constrain": "domain",
+    "showticklabels": False, "zeroline": False, "showgrid": False, "ticks": "",
+    "title": {"text": ""}, "constrain": "domain",
+    "showline": True, "mirror": True, "linecolor": FRAME_COLOR, "linewidth": 1,
 }  # fmt: skip
 IMAGE_Y_AXIS = {**IMAGE_X_AXIS, "autorange": "reversed", "scaleanchor": "x"}
-"""Image axes: no ticks or lines, square pixels, first image row at the top."""
+"""Image axes: no ticks, square pixels, first image row at the top, and a thin frame, so
+that a border of zero (white) values stays visible (innsight draws no frame)."""
 
 QUANTILES = [i / 8 for i in range(9)]
 """Pixel-wise quantile levels of ``plot_global`` for images: min, 12.5 %, ..., max."""
@@ -107,20 +111,28 @@ def choice_menu(options: list[tuple[str, dict]], indices: list[int], active: int
     }
 
 
-def place_menus(menus: list[tuple[str, dict]], plot_px: int) -> tuple[list[dict], list[dict]]:
+MENU_SPACING_PX = 95
+"""Vertical distance of two stacked dropdowns."""
+
+
+def place_menus(
+    menus: list[tuple[str, dict]], plot_px: float, x: float
+) -> tuple[list[dict], list[dict]]:
     """Stack the dropdowns left of the plot, each under a bold label, as innsight does.
 
-    ``plot_px`` is the height of the plot area, to space the menus 95 pixels apart.
+    ``plot_px`` is the height of the plot area, to space the menus
+    :data:`MENU_SPACING_PX` pixels apart; ``x`` (paper units, negative) is where their
+    right edges go.
     """
     placed, labels = [], []
     for position, (title, menu) in enumerate(menus):
-        y = 1.0 - 95 * position / plot_px
+        y = 1.0 - MENU_SPACING_PX * position / plot_px
         placed.append(
-            {**menu, "x": -0.05, "xanchor": "right", "y": y - 26 / plot_px, "yanchor": "top",
+            {**menu, "x": x, "xanchor": "right", "y": y - 26 / plot_px, "yanchor": "top",
              "direction": "down", "showactive": True}
         )  # fmt: skip
         labels.append(
-            {"text": f"<b>{title}</b>", "x": -0.05, "xanchor": "right", "y": y,
+            {"text": f"<b>{title}</b>", "x": x, "xanchor": "right", "y": y,
              "yanchor": "bottom", "xref": "paper", "yref": "paper", "showarrow": False,
              "font": {"size": 15}}
         )  # fmt: skip

@@ -16,9 +16,7 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from attribution.plots import _style
-
-GAP_PX = 28
+from attribution.plots import _sizes, _style
 
 
 @dataclass
@@ -145,21 +143,20 @@ def _bind(item: dict, n: int) -> dict:
 
 def _assemble(grid: Grid) -> dict:
     n_rows, n_cols = len(grid.cells), len(grid.node_labels)
-    kinds = {cell.kind for row in grid.cells for cell in row}
-    top = 50 + (2 + _style.STRIP_PX if grid.multiplot else 0)
+    info_lines = max(
+        (a["text"].count("<br>") + 1 for row in grid.cells for cell in row
+         for a in cell.annotations if a.get("name") == "info"),
+        default=0,
+    )  # fmt: skip
+    sizes = _sizes.panel_sizes(
+        [_sizes.column_content(grid.cells, c) for c in range(n_cols)], info_lines
+    )
+    info_px = sizes.row_gap - _sizes.ROW_GAP_PX
+    plot_px, plot_width = sizes.plot_height(n_rows), sizes.plot_width
+    x_domains, y_domains = sizes.x_domains(), sizes.y_domains(n_rows)
+    top = 30 + info_px + (2 + _style.STRIP_PX) * (2 if grid.multiplot else 1)
     roles_present = {role for row in grid.cells for cell in row for role, _ in cell.traces}
-    bottom = 100 if any(role.startswith("quantile:") for role in roles_present) else 50
-    row_px = _row_height(grid, kinds, n_cols)
-    plot_px = n_rows * row_px + (n_rows - 1) * GAP_PX
-    h_gap = 0.02 if kinds <= {"image", "empty"} else 0.045
-    width = (1 - (n_cols - 1) * h_gap) / n_cols
-    x_domains = [(c * (width + h_gap), c * (width + h_gap) + width) for c in range(n_cols)]
-    y_domains = [
-        (1 - (r * (row_px + GAP_PX) + row_px) / plot_px, 1 - r * (row_px + GAP_PX) / plot_px)
-        for r in range(n_rows)
-    ]
-    x_domains[-1] = (x_domains[-1][0], 1.0)
-    y_domains[-1] = (0.0, y_domains[-1][1])
+    bottom = 130 if any(role.startswith("quantile:") for role in roles_present) else 50
 
     data: list[dict] = []
     roles: list[str] = []
@@ -171,6 +168,8 @@ def _assemble(grid: Grid) -> dict:
          if cell.kind == "image"),
         None,
     )  # fmt: skip
+    strip_px = _style.STRIP_PX + _sizes.STRIP_GAP_PX if grid.row_labels else 0
+    colorbar_x = 1 + (strip_px + _sizes.STRIP_GAP_PX) / plot_width
     for r, row in enumerate(grid.cells):
         for c, cell in enumerate(row):
             n = r * n_cols + c + 1
@@ -187,17 +186,24 @@ def _assemble(grid: Grid) -> dict:
             for role, trace in cell.traces:
                 trace = {**trace, "xaxis": _axis_id("x", n), "yaxis": _axis_id("y", n)}
                 if trace["type"] == "heatmap":
-                    trace |= _colorbar(grid.value_name, (r, c) == colorbar_cell)
+                    trace |= _colorbar(grid.value_name, (r, c) == colorbar_cell, colorbar_x)
                 data.append(trace)
                 roles.append(role)
             annotations += [_bind(a, n) for a in cell.annotations]
             shapes += [_bind(s, n) for s in cell.shapes]
 
-    strip_annotations, strip_shapes = _strips(grid, y_domains, x_domains)
-    menus, menu_labels, sliders = _menus(grid, roles, data, plot_px)
+    strip_annotations, strip_shapes = _strips(grid, y_domains, x_domains, info_px)
+    menu_x = -_menu_offset(sizes) / plot_width
+    menus, menu_labels, sliders = _menus(grid, roles, data, plot_px, menu_x)
+    menu_px = _style.MENU_SPACING_PX * len(menus)
+    bottom = max(bottom, menu_px - plot_px + 20)
+    left = _sizes.MENU_PX + _menu_offset(sizes) if menus else 60
+    right = strip_px + (_sizes.COLORBAR_PX if colorbar_cell else 0) + 20
     layout |= {
-        "height": top + bottom + plot_px,
-        "margin": {"t": top, "r": 50, "b": bottom, "l": 190 if menus else 60},
+        "width": round(left + plot_width + right),
+        "height": round(top + bottom + plot_px),
+        "autosize": False,
+        "margin": {"t": top, "r": right, "b": bottom, "l": left},
         "showlegend": False,
         "template": _style.TEMPLATE,
         "plot_bgcolor": _style.PANEL_BACKGROUND,
@@ -210,7 +216,12 @@ def _assemble(grid: Grid) -> dict:
     return {"data": data, "layout": layout}
 
 
-def _colorbar(value_name: str, shown: bool) -> dict:
+def _menu_offset(sizes: _sizes.Sizes) -> int:
+    """Pixels between the plot and the dropdowns: room for the first panel's value axis."""
+    return 10 if sizes.column_gap == _sizes.IMAGE_GAP_PX else 60
+
+
+def _colorbar(value_name: str, shown: bool, x: float) -> dict:
     if not shown:
         return {"showscale": False}
     return {
@@ -218,15 +229,20 @@ def _colorbar(value_name: str, shown: bool) -> dict:
         "colorbar": {
             "title": {"text": f"<b>{value_name}</b><br>(normalized)"},
             "len": 0.8,
-            "x": 1.02,
-            "xpad": 22,
+            "x": x,
+            "xanchor": "left",
+            "xpad": 0,
         },
     }
 
 
-def _strips(grid: Grid, y_domains: list, x_domains: list) -> tuple[list[dict], list[dict]]:
+def _strips(
+    grid: Grid, y_domains: list, x_domains: list, lift: float
+) -> tuple[list[dict], list[dict]]:
     """Top strips over the first row, right strips beside the last column, and with several
-    input layers a strip per output node across its columns.
+    input layers a strip per output node across its columns. The top strips are ``lift``
+    pixels higher, above the first row's info strips; the right strips start right of the
+    last column (they never cover it).
 
     Along a panel edge a strip follows the panel's axis domain (image panels shrink to
     square pixels); across the edge it sits at the grid row's or column's outer line, so
@@ -237,13 +253,14 @@ def _strips(grid: Grid, y_domains: list, x_domains: list) -> tuple[list[dict], l
     strips = []
     texts = grid.input_labels if grid.multiplot else grid.node_labels
     for c, text in enumerate(texts):
-        strips.append(_style.strip(text, (_domain_ref("x", c + 1), "paper"), (0, 1), top, "top"))
+        refs = (_domain_ref("x", c + 1), "paper")
+        strips.append(_style.strip(text, refs, (0, 1), top, "top", 1 + lift))
     if grid.multiplot:
         start = 0
         for c in range(1, n_cols + 1):
             if c == n_cols or grid.node_labels[c] != grid.node_labels[start]:
                 span = (x_domains[start][0], x_domains[c - 1][1])
-                offset = _style.STRIP_PX + 3
+                offset = _style.STRIP_PX + 3 + lift
                 strips.append(
                     _style.strip(
                         grid.node_labels[start], ("paper", "paper"), span, top, "top", offset
@@ -253,7 +270,7 @@ def _strips(grid: Grid, y_domains: list, x_domains: list) -> tuple[list[dict], l
     right = x_domains[-1][1]
     for r, text in enumerate(grid.row_labels or []):
         refs = ("paper", _domain_ref("y", (r + 1) * n_cols))
-        strips.append(_style.strip(text, refs, (0, 1), right, "right"))
+        strips.append(_style.strip(text, refs, (0, 1), right, "right", _sizes.STRIP_GAP_PX))
     return [label for _, label in strips], [shape for shape, _ in strips]
 
 
@@ -261,21 +278,13 @@ def _domain_ref(letter: str, n: int) -> str:
     return f"{_axis_id(letter, n)} domain"
 
 
-def _row_height(grid: Grid, kinds: set[str], n_cols: int) -> int:
-    """Pixels per grid row: image panels about as tall as they are wide in a 1000 px figure."""
-    if "box" in kinds:
-        return 320
-    if kinds <= {"image", "empty"}:
-        height, width = next(
-            np.shape(trace["z"])
-            for row in grid.cells for cell in row for _, trace in cell.traces
-        )  # fmt: skip
-        panel_width = 680 / n_cols  # 1000 px less the menus, margins and colour bar
-        return int(min(320, max(90, panel_width * height / width)))
-    return 200
+def _menus(
+    grid: Grid, roles: list[str], data: list[dict], plot_px: float, menu_x: float
+) -> tuple[list, list, list]:
+    """innsight's dropdowns for the traces present (stacked at paper ``x = menu_x``, left
+    of the plot) and the quantile slider. The "Data point" dropdown needs point labels: a
+    grid without them draws its points (the dashboard's reference row) with no menu."""
 
-
-def _menus(grid: Grid, roles: list[str], data: list[dict], plot_px: int) -> tuple[list, list, list]:
     def where(test: Any) -> list[int]:
         return [i for i, role in enumerate(roles) if test(role)]
 
@@ -296,14 +305,14 @@ def _menus(grid: Grid, roles: list[str], data: list[dict], plot_px: int) -> tupl
             for label, violin in (("Boxplot", False), ("Violin", True))
         ]
         menus.append(("1D Plot Type", _style.choice_menu(options, boxes)))
-    if points:
+    if points and grid.point_labels:
         options = [
             (label, {"visible": [roles[i] == f"point:{label}" for i in points]})
             for label in ["None", *grid.point_labels]
         ]
         active = 1 + grid.point_labels.index(grid.active_point) if grid.active_point else 0
         menus.append(("Data point", _style.choice_menu(options, points, active)))
-    placed, labels = _style.place_menus(menus, plot_px)
+    placed, labels = _style.place_menus(menus, plot_px, menu_x)
     sliders = []
     if quantiles:
         steps = [

@@ -36,7 +36,14 @@ def plot_individual(
     same_scale: bool = False,
     show_preds: bool = True,
 ) -> InnsightFigure:
-    """The figure of :meth:`AttributionResult.plot` (see there)."""
+    """The figure of :meth:`AttributionResult.plot` (see there).
+
+    Where it differs from innsight's plotly figure, for readability: panels have a minimum
+    size (image panels at least 150 px on the shorter side, bar panels 200 px wide) and the
+    figure's ``width`` and ``height`` grow with the grid instead of squeezing it into the
+    page (see :mod:`attribution.plots._sizes`); the info box is a strip above each panel,
+    never over its pixels or bars; image panels are framed.
+    """
     same_scale = check_bool(same_scale, "same_scale")
     show_preds = check_bool(show_preds, "show_preds")
     if result.has_data:
@@ -143,11 +150,12 @@ def not_connected_cell(column: Column) -> Cell:
 
 
 def _info_box(column: Column, r: int) -> dict:
-    """innsight's ggplot info box: prediction, sum of attributions and decomposition goal.
+    """innsight's info box (prediction, sum of attributions, decomposition goal) as a strip
+    above the panel, left-aligned.
 
-    Images get it top left. In bar panels it goes to the corner the bars leave most free:
-    the bottom when negative bars reach further than positive ones (they hang from the
-    top), and the side whose outer third of bars is smaller on that half.
+    innsight's ggplot2 plots draw the box inside the panel, where it covers pixels or bars;
+    here it sits outside the data area (``y`` at the top of the panel's domain, anchored at
+    its bottom), and the figure spaces the rows to hold it.
     """
     lines = [
         f"{name}: {values[r]:.4g}"
@@ -155,17 +163,9 @@ def _info_box(column: Column, r: int) -> dict:
                              ("Goal", column.goals))
         if values is not None
     ]  # fmt: skip
-    bottom, right = False, False
-    if column.rank < 3:
-        values = column.values[r]
-        bottom = -values.min() > values.max()
-        reach = np.clip(-values if bottom else values, 0, None)
-        third = max(1, len(values) // 3)
-        right = reach[-third:].max() < reach[:third].max()
     return {
         "text": "<br>".join(lines), "xref": "x domain", "yref": "y domain",
-        "x": 0.99 if right else 0.01, "xanchor": "right" if right else "left",
-        "y": 0.01 if bottom else 0.99, "yanchor": "bottom" if bottom else "top",
+        "x": 0, "xanchor": "left", "y": 1, "yanchor": "bottom", "yshift": 2,
         "align": "left", "showarrow": False, "bgcolor": _style.INFO_BACKGROUND,
         "font": {"color": "white", "size": 10}, "name": "info",
     }  # fmt: skip

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attribution._validation import check_int
+from attribution._validation import check_bool, check_int
 from attribution.plots import _style
 from attribution.plots._prepare import (
     Aggregation,
@@ -48,8 +48,21 @@ def plot_global_result(
     preprocess: Preprocess = "abs",
     individual_data_idx: Any = None,
     individual_max: int = 20,
+    *,
+    point_menu: bool = True,
 ) -> InnsightFigure:
-    """The figure of :meth:`AttributionResult.plot_global` (see there)."""
+    """The figure of :meth:`AttributionResult.plot_global` (see there).
+
+    ``point_menu=False`` leaves out innsight's "Data point" dropdown and the rows it would
+    offer: only ``ref_data_idx`` is drawn. The dashboard uses it, as its own reference-row
+    control is the one choice of the row.
+
+    Where it differs from innsight's plotly figure, for readability: panels have a minimum
+    size (box panels 260 px wide, image panels 150 px on the shorter side) and the figure's
+    ``width`` grows with the number of panels (see :mod:`attribution.plots._sizes`); image
+    panels are framed.
+    """
+    point_menu = check_bool(point_menu, "point_menu")
     if not result.has_data:
         raise ValueError(
             "plot_global summarises results over data points, and global Connection Weights "
@@ -62,6 +75,8 @@ def plot_global_result(
     columns = collect_columns(result, list(range(n_data)), nodes, aggr_channels, preprocess)
     ranks = {c.rank for c in columns if c.values is not None}
     individuals = _individual_rows(ref_data_idx, individual_data_idx, individual_max, n_data)
+    if not point_menu:
+        individuals = individuals[:1] if ref_data_idx is not None else []
     if ref_data_idx is not None and ranks == {3}:
         warnings.warn("ref_data_idx is ignored for image inputs.", stacklevel=3)
     selected = [replace(c, values=None if c.values is None else c.values[rows]) for c in columns]
@@ -70,7 +85,7 @@ def plot_global_result(
         for c in selected
     ]
     scales = group_scales(quantiles, scale_groups(quantiles, True))
-    point_labels = [f"data_{i + 1}" for i in individuals] if ranks - {3} else []
+    point_labels = [f"data_{i + 1}" for i in individuals] if point_menu and ranks - {3} else []
     reference = None if ref_data_idx is None else f"data_{ref_data_idx + 1}"
     cells = [
         _cell(result.value_name, column, chosen, image, scale, individuals, reference)

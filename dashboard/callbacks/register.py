@@ -273,21 +273,21 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
         Output(ids.INDIVIDUAL_ROWS, "options"), Output(ids.INDIVIDUAL_ROWS, "value"),
         Output(ids.INDIVIDUAL_OUTPUTS, "options"), Output(ids.INDIVIDUAL_OUTPUTS, "value"),
         Output(ids.GLOBAL_OUTPUTS, "options"), Output(ids.GLOBAL_OUTPUTS, "value"),
-        Output(ids.REFERENCE_ROW, "options"), *ALERT,
+        Output(ids.REFERENCE_ROW, "options"), Output(ids.REFERENCE_ROW, "value"), *ALERT,
         Input(ids.RESULT_REF, "data"), SESSION, prevent_initial_call="initial_duplicate",
     )  # fmt: skip
     def show_result_options(result_ref, token):
         if not result_ref:
-            return (no_update,) * 9
+            return (no_update,) * 10
 
         def options():
             found = views.view_options(store, result_ref, session(token))
             return (
                 found["rows"], found["selected_rows"], found["nodes"], found["selected_nodes"],
-                found["nodes"], found["global_nodes"], found["rows"],
+                found["nodes"], found["global_nodes"], found["rows"], None,
             )  # fmt: skip
 
-        return guarded(options, 7)
+        return guarded(options, 8)  # a new result starts without a reference row
 
     @app.callback(
         Output(ids.INDIVIDUAL_GRAPH, "figure"), *ALERT,

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 import attribution
+from attribution.plots import plot_global_result
 from attribution.result import AttributionResult
 from dashboard.jobs import session_key
 from dashboard.memo import LastUsed
@@ -114,18 +115,28 @@ def global_figure(
     aggr_channels: str = "sum",
 ) -> go.Figure:
     """``result.plot_global(...)`` with the page's choices (a note for global Connection
-    Weights, which has no data to summarise)."""
+    Weights, which has no data to summarise).
+
+    The page's reference-row dropdown is the one choice of the red row: the figure has no
+    "Data point" menu of its own (``point_menu=False``). A row the result does not have (a
+    choice left from another result) and a row for images (which have no red row) are
+    dropped."""
     result = load_result(store, result_ref, session)
     if not result.has_data:
         return _note_figure(
             "Global Connection Weights explains no data points: see the Individual tab, or "
             "switch × input on to summarise the local variant."
         )
-    return result.plot_global(
+    images_only = all(len(dim) == 3 for dim in result.input_dim)
+    if images_only or not (isinstance(reference_row, int) and 0 <= reference_row < result.n_data):
+        reference_row = None
+    return plot_global_result(
+        result,
         output_idx=_output_idx(result, nodes),
         preprocess=preprocess or "abs",
         ref_data_idx=reference_row,
         aggr_channels=aggr_channels or "sum",
+        point_menu=False,
     )
 
 

@@ -55,8 +55,14 @@ def global_tab() -> dbc.Tab:
         ],
         className="g-2 my-2",
     )  # fmt: skip
+    # The figure is as wide as its panels need (attribution.plots._sizes): the graph keeps
+    # the figure's size and its container scrolls sideways.
+    graph = dcc.Graph(
+        id=ids.GLOBAL_GRAPH, config=_GRAPH_CONFIG, responsive=False,
+        style={"width": "max-content"},
+    )  # fmt: skip
     return dbc.Tab(
-        [controls, dcc.Loading(dcc.Graph(id=ids.GLOBAL_GRAPH, config=_GRAPH_CONFIG))],
+        [controls, dcc.Loading(html.Div(graph, style={"overflowX": "auto"}))],
         label="Global",
         tab_id="global",
     )

@@ -104,6 +104,8 @@ def strips(fig):
     layers only) and ``right`` (per row), bold markup removed."""
     found = {"top": [], "outer": [], "right": []}
     for a in fig.layout.annotations:
+        if a.name == "info":
+            continue
         if a.textangle == 90:
             found["right"].append((paper(fig, a.yref, a.y), unbold(a.text)))
         elif a.yshift:

@@ -6,9 +6,8 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
-from attribution import LRP, ConnectionWeights, Converter, DeepLift, Gradient
+from attribution import LRP, ConnectionWeights, DeepLift, Gradient
 from attribution.plots import InnsightFigure
 
 
@@ -480,13 +479,3 @@ def test_output_idx_wins_over_output_label_with_a_warning(tabular, tools):
     assert record[0].filename == __file__  # points at the caller
     assert tools.strips(fig)["top"] == ["r"]
     close(values(fig.data[0], "y"), tabular.res.get_result()[0, :, 1])
-
-
-def test_info_box_moves_down_when_bars_hang_from_the_top():
-    model = nn.Linear(3, 2)
-    with torch.no_grad():
-        model.weight.copy_(torch.tensor([[-1.0, -2.0, 0.5], [1.0, 2.0, 0.5]]))
-    res = Gradient(Converter(model), torch.ones(1, 3), times_input=True, output_idx=[0, 1])
-    fig = res.plot(output_idx=[0, 1])
-    placed = {a.xref: (a.y, a.yanchor) for a in fig.layout.annotations if a.name == "info"}
-    assert placed == {"x domain": (0.01, "bottom"), "x2 domain": (0.99, "top")}
