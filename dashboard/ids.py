@@ -46,7 +46,6 @@ PREPROCESS = "preprocess"
 GLOBAL_AGGR_CHANNELS = "global-aggr-channels"
 REFERENCE_ROW = "global-reference-row"
 TABLE = "result-table"
-TABLE_PAGES = "result-table-pages"
 DOWNLOAD_CSV = "download-csv"
 DOWNLOAD_NPZ = "download-npz"
 DOWNLOAD_PARAMS = "download-params"
@@ -62,3 +61,7 @@ def parameter(name: str) -> dict:
 def rule(kind: str, layer_type: str) -> dict:
     """The id of a per-layer-type rule control: ``kind`` is "rule_name" or "rule_param"."""
     return {"type": kind, "layer": layer_type}
+
+
+# table downloads
+DOWNLOAD_PYTHON = "download-python"

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -255,6 +255,83 @@ def _rule_param(value: Any, layer_type: str) -> float | None:
     return check_number(value, f"rule_param of {layer_type}", minimum=-math.inf)
 
 
+@dataclass(frozen=True)
+class FromData:
+    """An array argument of the engine (``x_ref`` or ``data_ref``) taken from the data.
+
+    ``kind`` is ``"mean"`` (the mean row), ``"row"`` (row ``row``, 0-based), ``"all"``
+    (every row), ``"sample"`` (the rows :func:`sample_rows` draws with ``size`` and
+    ``seed``) or ``"upload"`` (the uploaded reference file, whole).
+    """
+
+    kind: Literal["mean", "row", "all", "sample", "upload"]
+    row: int = 0
+    size: int = 0
+    seed: int = 0
+
+    def take(self, method: str, data: list[np.ndarray], uploaded: list[np.ndarray] | None) -> Any:
+        """The arrays (one per input layer, or one array for one input layer) from ``data``
+        or, for ``"upload"``, from ``uploaded``."""
+        if self.kind == "upload":
+            if uploaded is None:
+                raise ValueError(f"{method} takes an uploaded reference, but none was passed.")
+            return _one_or_list(uploaded)
+        if self.kind == "mean":
+            return _one_or_list([x.mean(axis=0, keepdims=True) for x in data])
+        if self.kind == "row":
+            n_rows = len(data[0])
+            if not 0 <= self.row < n_rows:
+                raise ValueError(
+                    f"Reference row {self.row} is out of range: the data has {n_rows} rows "
+                    f"(0–{n_rows - 1})."
+                )
+            return _one_or_list([x[self.row : self.row + 1] for x in data])
+        if self.kind == "sample":
+            chosen = sample_rows(len(data[0]), self.size, self.seed)
+            return _one_or_list([x[chosen] for x in data])
+        return _one_or_list(data)
+
+
+def engine_kwargs(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The engine's keyword arguments for a method's canonical ``params``.
+
+    The page's ``reference`` (with ``reference_row``) becomes ``x_ref`` and its
+    ``background`` (with ``sample_size`` and ``sample_seed``) ``data_ref``, each a
+    :class:`FromData` (None for the zeros reference) that :func:`run_method` fills from the
+    data; ``reference_sha`` is dropped, and so are LRP's ``rule_param`` entries of rules
+    that take none. The rest passes as it is. This is the one place where the page's
+    parameters meet the engine's: the job (:func:`run_method`) and the downloaded
+    parameters and script (:mod:`dashboard.script`) read it.
+    """
+    kwargs = dict(params)
+    reference = kwargs.pop("reference", None)
+    row = kwargs.pop("reference_row", 0)
+    background = kwargs.pop("background", None)
+    size, seed = kwargs.pop("sample_size", None), kwargs.pop("sample_seed", None)
+    kwargs.pop("reference_sha", None)
+    if reference == "zeros":
+        kwargs["x_ref"] = None
+    elif reference is not None:
+        kwargs["x_ref"] = FromData(reference, row=int(row))
+    if background is not None:
+        kind = "all" if background == "data" else background
+        kwargs["data_ref"] = FromData(kind, size=size or 0, seed=seed or 0)
+    if method == "LRP":
+        kwargs["rule_param"] = {k: v for k, v in kwargs["rule_param"].items() if v is not None}
+    return kwargs
+
+
+def explains_data(method: str, params: dict[str, Any]) -> bool:
+    """Whether the method is given the data: global Connection Weights (without × input)
+    explains the model alone."""
+    return method != "ConnectionWeights" or bool(params["times_input"])
+
+
+def torch_function(method: str) -> str:
+    """The name of the ``torch_*`` function that runs ``method`` on an unconverted module."""
+    return _TORCH_FUNCTIONS[method]
+
+
 def run_method(
     model: LoadedModel,
     inputs: list[np.ndarray],
@@ -268,46 +345,31 @@ def run_method(
     """Explain ``inputs`` (channels first, one array per input layer) with ``method``.
 
     Converted models run the method classes; other modules the ``torch_*`` functions
-    (their progress is reported once, as ``(1, 1)`` when done). ``reference_data`` (default:
-    ``inputs``) is the data the reference comes from: its mean or one of its rows
-    (``x_ref``), or the background set of ExpectedGradient and DeepSHAP (``data_ref``): all
-    of it, or the rows :func:`sample_rows` draws. ``uploaded_reference`` (one array per
-    input layer) is the file behind ``reference_sha``: the one-row ``x_ref`` or the
-    background set.
+    (their progress is reported once, as ``(1, 1)`` when done). The keyword arguments are
+    :func:`engine_kwargs`'s; ``reference_data`` (default: ``inputs``) is the data the
+    reference comes from: its mean or one of its rows (``x_ref``), or the background set of
+    ExpectedGradient and DeepSHAP (``data_ref``): all of it, or the rows
+    :func:`sample_rows` draws. ``uploaded_reference`` (one array per input layer) is the
+    file behind ``reference_sha``: the one-row ``x_ref`` or the background set.
     """
-    kwargs = dict(params)
     references = inputs if reference_data is None else reference_data
-    reference = kwargs.pop("reference", None)
-    row = kwargs.pop("reference_row", 0)
-    background = kwargs.pop("background", None)
-    size, sample_seed = kwargs.pop("sample_size", None), kwargs.pop("sample_seed", None)
-    if kwargs.pop("reference_sha", None) is not None and uploaded_reference is None:
+    if params.get("reference_sha") is not None and uploaded_reference is None:
         raise ValueError(f"{method} takes an uploaded reference, but none was passed.")
-    if reference == "upload":
-        kwargs["x_ref"] = _one_or_list(uploaded_reference)
-    elif reference is not None:
-        kwargs["x_ref"] = _reference(references, reference, row)
-    if background == "upload":
-        kwargs["data_ref"] = _one_or_list(uploaded_reference)
-    elif background == "sample":
-        chosen = sample_rows(len(references[0]), size, sample_seed)
-        kwargs["data_ref"] = _one_or_list([x[chosen] for x in references])
-    elif background is not None:
-        kwargs["data_ref"] = _one_or_list(references)
+    kwargs = {
+        name: value.take(method, references, uploaded_reference)
+        if isinstance(value, FromData) else value
+        for name, value in engine_kwargs(method, params).items()
+    }  # fmt: skip
     data = _one_or_list(inputs)
-    if method == "LRP":
-        kwargs["rule_param"] = {k: v for k, v in kwargs["rule_param"].items() if v is not None}
     if model.converter is None:
         result = _run_torch(model, data, method, kwargs, output_idx)
         if progress_callback is not None:
             progress_callback(1, 1)
         return result
     method_class = getattr(attribution, method)
-    if method == "ConnectionWeights" and not kwargs["times_input"]:
-        data = None
     return method_class(
-        model.converter, data, output_idx=output_idx, progress_callback=progress_callback,
-        **kwargs,
+        model.converter, data if explains_data(method, params) else None,
+        output_idx=output_idx, progress_callback=progress_callback, **kwargs,
     )  # fmt: skip
 
 
@@ -327,23 +389,8 @@ _TORCH_FUNCTIONS = {
 def _run_torch(
     model: LoadedModel, data: Any, method: str, kwargs: dict, output_idx: list
 ) -> AttributionResult:
-    function = getattr(attribution, _TORCH_FUNCTIONS[method])
+    function = getattr(attribution, torch_function(method))
     result = function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
     # the torch_* functions know no names; the loaded model does (user-given or innsight's)
     result.input_names, result.output_names = model.input_names, model.output_names
     return result
-
-
-def _reference(inputs: list[np.ndarray], reference: str, row: int) -> Any:
-    if reference == "zeros":
-        return None
-    if reference == "mean":
-        chosen = [x.mean(axis=0, keepdims=True) for x in inputs]
-    else:
-        n_rows = len(inputs[0])
-        if not 0 <= int(row) < n_rows:
-            raise ValueError(
-                f"Reference row {row} is out of range: the data has {n_rows} rows (0–{n_rows - 1})."
-            )
-        chosen = [x[int(row) : int(row) + 1] for x in inputs]
-    return _one_or_list(chosen)

@@ -328,27 +328,50 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
         )  # fmt: skip
 
     @app.callback(
-        Output(ids.TABLE, "rowData"), Output(ids.TABLE, "columnDefs"),
-        Output(ids.TABLE_PAGES, "max_value"), *ALERT,
-        Input(ids.RESULT_REF, "data"), Input(ids.TABLE_PAGES, "active_page"),
-        Input(ids.TABS, "active_tab"), SESSION, prevent_initial_call=True,
+        Output(ids.TABLE, "columnDefs"), *ALERT,
+        Input(ids.RESULT_REF, "data"), Input(ids.TABS, "active_tab"), SESSION,
+        prevent_initial_call=True,
     )  # fmt: skip
-    def show_table(result_ref, page, tab, token):
-        if not result_ref or tab != "table":  # filled when its tab is shown
-            return (no_update,) * 5
-        return guarded(
-            lambda: views.table_page(store, result_ref, session(token), (page or 1) - 1, 20), 3
-        )
+    def show_table(result_ref, tab, token):
+        if tab != "table":  # filled when its tab is shown
+            return no_update, no_update, no_update
+        if not result_ref:
+            return [], None, False
+        return guarded(lambda: (views.table_columns(store, result_ref, session(token)),), 1)
+
+    # New columns: the grid forgets the rows it holds and asks for the first page again.
+    app.clientside_callback(
+        f"""function (columns) {{
+            dash_ag_grid.getApiAsync({ids.TABLE!r}).then(function (api) {{
+                api.purgeInfiniteCache();
+                api.paginationGoToFirstPage();
+            }});
+        }}""",
+        Input(ids.TABLE, "columnDefs"),
+        prevent_initial_call=True,
+    )
+
+    @app.callback(
+        Output(ids.TABLE, "getRowsResponse"), *ALERT,
+        Input(ids.TABLE, "getRowsRequest"), State(ids.RESULT_REF, "data"), SESSION,
+        prevent_initial_call=True,
+    )  # fmt: skip
+    def table_rows(request, result_ref, token):
+        if not result_ref or not isinstance(request, dict):
+            return {"rowData": [], "rowCount": 0}, no_update, no_update
+        return guarded(lambda: (views.table_rows(store, result_ref, session(token), request),), 1)
 
     @app.callback(
         Output(ids.DOWNLOAD, "data"), *ALERT,
         Input(ids.DOWNLOAD_CSV, "n_clicks"), Input(ids.DOWNLOAD_NPZ, "n_clicks"),
-        Input(ids.DOWNLOAD_PARAMS, "n_clicks"), State(ids.RESULT_REF, "data"), SESSION,
-        prevent_initial_call=True,
+        Input(ids.DOWNLOAD_PARAMS, "n_clicks"), Input(ids.DOWNLOAD_PYTHON, "n_clicks"),
+        State(ids.RESULT_REF, "data"), SESSION, prevent_initial_call=True,
     )  # fmt: skip
     def download(*args: Any):
         result_ref, token = args[-2:]
         if not result_ref:
             return no_update, no_update, no_update
-        what = {ids.DOWNLOAD_CSV: "csv", ids.DOWNLOAD_NPZ: "npz"}.get(ctx.triggered_id, "params")
+        what = {
+            ids.DOWNLOAD_CSV: "csv", ids.DOWNLOAD_NPZ: "npz", ids.DOWNLOAD_PYTHON: "python"
+        }.get(ctx.triggered_id, "params")  # fmt: skip
         return guarded(lambda: (views.download(store, result_ref, session(token), what),), 1)

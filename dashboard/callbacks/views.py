@@ -11,11 +11,12 @@ import json
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import plotly.graph_objects as go
 
-import attribution
 from attribution.plots import plot_global_result
 from attribution.result import AttributionResult
+from dashboard import script, table
 from dashboard.jobs import session_key
 from dashboard.memo import LastUsed
 from dashboard.store import Store
@@ -148,32 +149,51 @@ def _note_figure(text: str) -> go.Figure:
     return figure
 
 
-def table_page(
-    store: Store, result_ref: dict, session: str, page: int, page_size: int
-) -> tuple[list[dict], list[dict], int]:
-    """One page of innsight's data frame: records, columns and the number of pages."""
-    frame = load_result(store, result_ref, session).get_result("data.frame")
-    start = page * page_size
-    part = frame.iloc[start : start + page_size].astype(object)
-    columns = [{"field": column, "headerName": column} for column in frame.columns]
-    records = part.where(part.notna(), None).to_dict("records")
-    return records, columns, max(1, -(-len(frame) // page_size))
+FRAMES: LastUsed[pd.DataFrame] = LastUsed(4)
+"""innsight's data frames of the last few results the table showed, by result key."""
+ORDERS: LastUsed[np.ndarray] = LastUsed(8)
+"""The rows a sort and filter keep, by result key and sort and filter model (the pages of
+one sorted or filtered view are cut from one order)."""
+
+
+def _frame(store: Store, result_ref: dict, session: str) -> pd.DataFrame:
+    result = load_result(store, result_ref, session)
+    return FRAMES.get(result_ref["key"], lambda: result.get_result("data.frame"))
+
+
+def table_columns(store: Store, result_ref: dict, session: str) -> list[dict]:
+    """The table's columns for a result (:func:`dashboard.table.column_defs`)."""
+    return table.column_defs(_frame(store, result_ref, session))
+
+
+def table_rows(store: Store, result_ref: dict, session: str, request: dict) -> dict:
+    """The answer to the grid's rows request (``startRow``, ``endRow``, ``sortModel``,
+    ``filterModel``): ``{"rowData", "rowCount"}``, sorted and filtered over all rows."""
+    frame = _frame(store, result_ref, session)
+    key = (result_ref["key"], table.model_key(request))
+    order = ORDERS.get(key, lambda: table.row_order(frame, request))
+    return table.records(frame, order, request)
 
 
 def download(store: Store, result_ref: dict, session: str, what: str) -> dict:
-    """The file for a download button: ``"csv"``, ``"npz"`` or ``"params"``."""
+    """The file for a download button: ``"csv"``, ``"npz"``, ``"params"`` (the engine's
+    keyword arguments and the page's choices, JSON) or ``"python"`` (a script that computes
+    the result again, :func:`dashboard.script.python_script`)."""
     result = load_result(store, result_ref, session)
-    name = f"{result_ref['request']['method']}_{result_ref['key'][:8]}"
+    request = result_ref["request"]
+    name = f"{request['method']}_{result_ref['key'][:8]}"
     if what == "csv":
-        text = result.get_result("data.frame").to_csv(index=False)
+        text = _frame(store, result_ref, session).to_csv(index=False)
         return {"content": text, "filename": f"{name}.csv"}
     if what == "npz":
         arrays = _arrays(result)
         buffer = io.BytesIO()
         np.savez_compressed(buffer, **arrays)
         return _bytes_download(buffer.getvalue(), f"{name}.npz")
-    request = result_ref["request"]
-    text = json.dumps({**request, "engine": attribution.__version__}, indent=2)
+    where = script.sources(store, request, session)
+    if what == "python":
+        return {"content": script.python_script(request, where, name), "filename": f"{name}.py"}
+    text = json.dumps(script.parameters(request, where), indent=2)
     return {"content": text, "filename": f"{name}_parameters.json"}
 
 

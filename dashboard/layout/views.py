@@ -6,7 +6,7 @@ import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import ids, table
 
 _GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -69,36 +69,50 @@ def global_tab() -> dbc.Tab:
 
 
 def table_tab() -> dbc.Tab:
-    buttons = dbc.ButtonGroup(
+    """innsight's data frame, paged, sorted and filtered in the server over all its rows
+    (AG Grid's infinite row model: :func:`dashboard.callbacks.views.table_rows`), and the
+    downloads."""
+    buttons = html.Div(
         [
-            dbc.Button("CSV", id=ids.DOWNLOAD_CSV, size="sm", outline=True),
-            dbc.Button("NPZ (arrays)", id=ids.DOWNLOAD_NPZ, size="sm", outline=True),
-            dbc.Button("Parameters (JSON)", id=ids.DOWNLOAD_PARAMS, size="sm", outline=True),
+            dbc.Button(f"⤓ Download {label}", id=button_id, color="primary", size="sm")
+            for label, button_id in (
+                ("CSV", ids.DOWNLOAD_CSV),
+                ("NPZ (arrays)", ids.DOWNLOAD_NPZ),
+                ("parameters (JSON)", ids.DOWNLOAD_PARAMS),
+                ("Python script", ids.DOWNLOAD_PYTHON),
+            )
         ],
-        className="my-2",
+        className="d-flex flex-wrap gap-2 my-2",
     )
-    table = dag.AgGrid(
+    grid = dag.AgGrid(
         id=ids.TABLE,
-        rowData=[],
         columnDefs=[],
+        rowModelType="infinite",
         defaultColDef={
             "resizable": True,
-            "sortable": False,
+            "sortable": True,
+            "filter": True,
+            "floatingFilter": True,
             "minWidth": 100,
-            "valueFormatter": {  # numbers to 4 significant digits, as innsight prints them
-                "function": "typeof params.value === 'number' ? "
-                "d3.format('.4~g')(params.value) : params.value"
-            },
+            "wrapHeaderText": True,  # the whole column name, on two lines if need be
+            "autoHeaderHeight": True,
+            "filterParams": {"buttons": ["reset"], "maxNumConditions": 2},
         },
-        dashGridOptions={"domLayout": "autoHeight", "suppressCellFocus": True},
+        dashGridOptions={
+            "pagination": True,
+            "paginationPageSize": table.PAGE_SIZE,
+            "paginationPageSizeSelector": False,
+            "cacheBlockSize": table.PAGE_SIZE,
+            "maxBlocksInCache": 10,  # the browser keeps at most 10 pages
+            "suppressCellFocus": True,
+            "suppressColumnVirtualisation": True,  # a dozen columns: all of them drawn
+            "tooltipShowDelay": 300,
+        },
         columnSize="responsiveSizeToFit",
+        style={"height": "560px"},
     )
-    pages = dbc.Pagination(
-        id=ids.TABLE_PAGES, max_value=1, active_page=1, fully_expanded=False, size="sm",
-        first_last=True, previous_next=True, className="mt-2",
-    )  # fmt: skip
     return dbc.Tab(
-        [buttons, table, pages, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table"
+        [buttons, grid, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table"
     )
 
 

@@ -19,10 +19,12 @@ from dashboard.callbacks.views import (
     global_figure,
     individual_figure,
     load_result,
-    table_page,
+    table_columns,
+    table_rows,
     view_options,
 )
 from dashboard.store import Store
+from dashboard.table import FOUR_DIGITS
 
 
 @pytest.fixture
@@ -210,21 +212,86 @@ def test_global_connection_weights_gives_a_note(store, compute):
 # --- table ---------------------------------------------------------------------------------
 
 
-def test_table_pages_innsights_data_frame(store, iris_ref):
+def test_table_columns_name_innsights_columns_whole(store, iris_ref):
+    frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
+    columns = table_columns(store, iris_ref, SESSION)
+    assert (
+        [c["field"] for c in columns] == [c["headerName"] for c in columns] == list(frame.columns)
+    )
+    by_name = {c["field"]: c for c in columns}
+    assert by_name["value"]["valueFormatter"] == FOUR_DIGITS
+    assert by_name["value"]["filter"] == "agNumberColumnFilter"
+    assert by_name["feature"]["filter"] == "agTextColumnFilter"
+    assert "valueFormatter" not in by_name["feature"]
+    assert "valueFormatter" not in by_name["input_dimension"]  # whole numbers as they are
+    assert by_name["decomp_goal"]["minWidth"] > by_name["data"]["minWidth"]
+
+
+def _rows(store, ref, start=0, end=5, sort=None, filters=None) -> dict:
+    request = {"startRow": start, "endRow": end, "sortModel": sort or [],
+               "filterModel": filters or {}}  # fmt: skip
+    return table_rows(store, ref, SESSION, request)
+
+
+def test_table_rows_are_blocks_of_innsights_data_frame(store, iris_ref):
     frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
     assert len(frame) == 4 * 4 * 2
-    records, columns, pages = table_page(store, iris_ref, SESSION, 0, 5)
-    assert columns == [{"field": c, "headerName": c} for c in frame.columns]
-    assert pages == 7  # ⌈32 / 5⌉
-    _assert_page(records, frame.iloc[:5])
-    last, _, _ = table_page(store, iris_ref, SESSION, 6, 5)
-    _assert_page(last, frame.iloc[30:])
-    assert len(last) == 2
-    middle, _, _ = table_page(store, iris_ref, SESSION, 3, 5)
-    _assert_page(middle, frame.iloc[15:20])
-    assert table_page(store, iris_ref, SESSION, 0, 100)[2] == 1
-    assert table_page(store, iris_ref, SESSION, 9, 5)[0] == []
-    json.dumps(records)  # plain values for the DataTable
+    first = _rows(store, iris_ref, 0, 5)
+    assert first["rowCount"] == 32
+    _assert_page(first["rowData"], frame.iloc[:5])
+    _assert_page(_rows(store, iris_ref, 30, 35)["rowData"], frame.iloc[30:])
+    _assert_page(_rows(store, iris_ref, 15, 20)["rowData"], frame.iloc[15:20])
+    assert _rows(store, iris_ref, 40, 45)["rowData"] == []
+    assert len(_rows(store, iris_ref, 0, 10**9)["rowData"]) == 32  # at most MAX_BLOCK
+    json.dumps(first)  # plain values for the grid
+
+
+def test_table_rows_sort_over_all_rows(store, iris_ref):
+    frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
+    up = frame.sort_values("value", kind="stable")
+    _assert_page(_rows(store, iris_ref, 10, 15, [{"colId": "value", "sort": "asc"}])["rowData"],
+                 up.iloc[10:15])  # fmt: skip
+    down = _rows(store, iris_ref, 0, 1, [{"colId": "value", "sort": "desc"}])["rowData"]
+    assert down[0]["value"] == pytest.approx(float(frame["value"].max()))
+    # two keys; a category sorts in its order, and an unknown column is ignored
+    sort = [{"colId": "output_node", "sort": "desc"}, {"colId": "value", "sort": "asc"},
+            {"colId": "nope", "sort": "asc"}]  # fmt: skip
+    want = frame.sort_values(["output_node", "value"], ascending=[False, True], kind="stable")
+    _assert_page(_rows(store, iris_ref, 0, 32, sort)["rowData"], want)
+
+
+def test_table_rows_filter_over_all_rows(store, iris_ref):
+    frame = load_result(store, iris_ref, SESSION).get_result("data.frame")
+    virginica = {"output_node": {"filterType": "text", "type": "contains", "filter": "VIRG"}}
+    got = _rows(store, iris_ref, 0, 100, filters=virginica)
+    want = frame[frame["output_node"] == "virginica"]
+    assert got["rowCount"] == len(want) == 16
+    _assert_page(got["rowData"], want)
+    positive = {"value": {"filterType": "number", "type": "greaterThan", "filter": 0}}
+    both = {**virginica, **positive}
+    got = _rows(store, iris_ref, 0, 100, [{"colId": "value", "sort": "desc"}], both)
+    want = want[want["value"] > 0].sort_values("value", ascending=False, kind="stable")
+    _assert_page(got["rowData"], want)
+    either = {"data": {"filterType": "text", "operator": "OR", "conditions": [
+        {"filterType": "text", "type": "equals", "filter": "data_1"},
+        {"filterType": "text", "type": "endsWith", "filter": "_4"},
+    ]}}  # fmt: skip
+    assert _rows(store, iris_ref, filters=either)["rowCount"] == 2 * 4 * 2
+    in_range = {"value": {"filterType": "number", "type": "inRange", "filter": -1, "filterTo": 1}}
+    count = int(((frame["value"] >= -1) & (frame["value"] <= 1)).sum())
+    assert _rows(store, iris_ref, filters=in_range)["rowCount"] == count
+    empty = {"value": {"filterType": "number", "type": "equals", "filter": None}}
+    assert _rows(store, iris_ref, filters=empty)["rowCount"] == 32
+    with pytest.raises(ValueError, match="The number filter 'regex' is not offered"):
+        _rows(store, iris_ref, filters={"value": {"filterType": "number", "type": "regex"}})
+
+
+def test_table_rows_keep_few_orders_in_memory(store, iris_ref):
+    views.ORDERS.clear()
+    for bound in range(20):
+        filters = {"value": {"filterType": "number", "type": "lessThan", "filter": bound}}
+        _rows(store, iris_ref, filters=filters)
+    assert len(views.ORDERS._values) == views.ORDERS.size < 20
 
 
 def _assert_page(records: list[dict], part: pd.DataFrame) -> None:
@@ -282,10 +349,19 @@ def test_download_parameters(store, iris_ref):
     assert file["filename"] == f"Gradient_{iris_ref['key'][:8]}_parameters.json"
     saved = json.loads(file["content"])
     assert saved["method"] == "Gradient"
-    assert saved["params"] == {"times_input": True, "ignore_last_act": True, "dtype": "float"}
+    assert saved["kwargs"] == {"times_input": True, "ignore_last_act": True, "dtype": "float"}
+    assert saved["from_data"] == {}
     assert saved["output_idx"] == [[0, 2]] and saved["rows"] == 4
-    assert saved["model"] == {"kind": "demo", "name": "iris"}
+    assert saved["model"] == saved["data"] == {"demo": "iris"}
     assert saved["engine"] == attribution.__version__
+
+
+def test_download_python_script(store, iris_ref):
+    file = download(store, iris_ref, SESSION, "python")
+    assert file["filename"] == f"Gradient_{iris_ref['key'][:8]}.py"
+    compile(file["content"], file["filename"], "exec")
+    assert "attribution.Gradient(" in file["content"]
+    assert "load_demo('iris')" in file["content"]
 
 
 def test_global_figure_aggregates_channels_as_asked(store, compute):

@@ -29,7 +29,9 @@ from dashboard.callbacks.views import download
 from dashboard.jobs import build_request, request_owner, run_attribution, session_key
 from dashboard.methods import (
     METHOD_PARAMETERS,
+    FromData,
     canonical_params,
+    engine_kwargs,
     rule_layer_types,
     run_method,
 )
@@ -251,6 +253,23 @@ def test_unconverted_models_take_the_gradient_family_only(scripted_model):
 
 
 # --- running a method ----------------------------------------------------------------------
+
+
+def test_engine_kwargs_are_the_methods_own(iris):
+    """The page's reference and background become x_ref and data_ref, taken from the data."""
+    row = canonical_params("DeepLift", {"reference": "row", "reference_row": 3}, iris)
+    assert engine_kwargs("DeepLift", row) == {
+        "rule_name": "rescale", "x_ref": FromData("row", row=3), "winner_takes_all": True,
+        "ignore_last_act": True, "dtype": "float",
+    }  # fmt: skip
+    zeros = engine_kwargs("IntegratedGradient", canonical_params("IntegratedGradient", {}, iris))
+    assert zeros["x_ref"] is None and "reference" not in zeros
+    raw = {"background": "sample", "sample_size": 7, "sample_seed": 2}
+    sampled = engine_kwargs("ExpectedGradient", canonical_params("ExpectedGradient", raw, iris))
+    assert sampled["data_ref"] == FromData("sample", size=7, seed=2)
+    assert not {"background", "sample_size", "sample_seed"} & set(sampled)
+    lrp = engine_kwargs("LRP", canonical_params("LRP", {}, iris))
+    assert lrp["rule_param"] == {}  # the simple rule takes none
 
 
 def test_lrp_epsilon_equals_the_engine(iris, iris_x):
@@ -511,4 +530,6 @@ def test_the_seed_is_part_of_the_cache_key(store, demo_ref):
 def test_the_downloaded_parameters_hold_the_seed(store, compute):
     ref = compute("iris", "ExpectedGradient", {"n": 4, "seed": 9})
     saved = json.loads(download(store, ref, SESSION, "params")["content"])
-    assert saved["params"] == {**DEFAULTS["ExpectedGradient"], "n": 4, "seed": 9}
+    params = {**DEFAULTS["ExpectedGradient"], "n": 4, "seed": 9}
+    assert saved["kwargs"] == {k: v for k, v in params.items() if k != "background"}
+    assert saved["from_data"] == {"data_ref": {"kind": "all"}}
