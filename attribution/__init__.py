@@ -12,7 +12,7 @@ The public API mirrors the R package innsight (with 0-based indices)::
 # when used; the extras onnx, keras and sklearn install them).
 from attribution.converter import keras_format, onnx_format, sklearn_format  # noqa: F401
 from attribution.converter.converter import Converter
-from attribution.errors import UnsupportedLayerError
+from attribution.errors import MissingDependencyError, UnsupportedLayerError
 from attribution.methods.connection_weights import ConnectionWeights
 from attribution.methods.deeplift import DeepLift, DeepSHAP
 from attribution.methods.gradient import ExpectedGradient, Gradient, IntegratedGradient, SmoothGrad
@@ -37,6 +37,7 @@ __all__ = [
     "ExpectedGradient",
     "Gradient",
     "IntegratedGradient",
+    "MissingDependencyError",
     "SmoothGrad",
     "UnsupportedLayerError",
     "__version__",

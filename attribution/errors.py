@@ -16,3 +16,8 @@ class UnsupportedLayerError(TypeError):
         super().__init__(message)
         self.path = path
         self.type_name = type_name
+
+
+class MissingDependencyError(ImportError):
+    """Reading a file needs an optional package that is not installed; the message names
+    the package and the ``pip install`` command of the extra that brings it."""

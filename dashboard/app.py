@@ -9,9 +9,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from dash import Dash
+from flask_compress import Compress
 
 from dashboard.callbacks.register import register_callbacks
 from dashboard.config import Config, parse_args
+from dashboard.errors import USER_ERRORS
 from dashboard.jobqueue import make_runner
 from dashboard.layout import build_layout
 from dashboard.sessions import new_token
@@ -38,6 +40,9 @@ def create_app(config: Config | None = None) -> Dash:
         assets_folder=str(ASSETS),
         suppress_callback_exceptions=True,
     )
+    # responses in zstd, brotli or gzip, as the browser accepts; bundles compressed once
+    app.server.config.update(COMPRESS_CACHE_BACKEND=BundleCache, COMPRESS_CACHE_KEY=bundle_key)
+    Compress(app.server)
     # bodies are refused (HTTP 413) before they are read, not after parsing them
     app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD
     model_ref, data_ref = preloaded_refs(store, config)
@@ -50,27 +55,73 @@ def create_app(config: Config | None = None) -> Dash:
     return app
 
 
+class BundleCache:
+    """flask-compress's store of compressed responses, for the component bundles only
+    (:func:`bundle_key`; they never change while the server runs, so each is compressed
+    once per encoding); every other response is compressed anew."""
+
+    def __init__(self) -> None:
+        self._compressed: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._compressed.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        if not key.endswith(";"):  # "<encoding>;" + an empty key: not a bundle
+            self._compressed[key] = value
+
+
+def bundle_key(request) -> str:
+    """The cache key of a component bundle's response (its path and version), else ""."""
+    if request.method == "GET" and request.path.startswith("/_dash-component-suites/"):
+        return request.full_path
+    return ""
+
+
 def preloaded_refs(store: Store, config: Config) -> tuple[dict | None, dict | None]:
-    """Public references to ``config.model_file`` and ``config.data_file``, checked to load
-    and fit (a ValueError says what is wrong, before the server starts)."""
+    """Public references to ``config.model_file`` and ``config.data_file``, checked to
+    load (a ValueError names the option, the file, the problem and the fix, before the
+    server starts). Data that does not fit the model yet is kept: the page says why and
+    lets the user choose its input columns, as for an upload."""
     model_ref = data_ref = None
+    if config.data_file is not None and config.model_file is None:
+        raise ValueError("--data needs --model: the data is read in the model's shape.")
     if config.model_file is not None:
-        path = Path(config.model_file)
-        sha = store.put_bytes(path.read_bytes(), path.name, owner=PUBLIC)
+        sha = _public_file(store, "--model", config.model_file)
         model_ref = {"kind": "upload", "sha": sha, "input_dim": None, "public": True}
-        model_from_ref(store, model_ref, PUBLIC)
+        _checked("--model", config.model_file, lambda: model_from_ref(store, model_ref, PUBLIC))
     if config.data_file is not None:
-        path = Path(config.data_file)
-        sha = store.put_bytes(path.read_bytes(), path.name, owner=PUBLIC)
+        sha = _public_file(store, "--data", config.data_file)
         data_ref = {
-            "kind": "upload", "sha": sha, "input_columns": None, "channels_last": False,
-            "public": True,
+            "kind": "upload", "sha": sha, "channels_last": False, "public": True,
+            "input_columns": list(config.input_columns) if config.input_columns else None,
         }  # fmt: skip
-        if model_ref is None:
-            raise ValueError("--data needs --model: the data is read in the model's shape.")
         model = model_from_ref(store, model_ref, PUBLIC)
-        check_data_fits(model, data_from_ref(store, data_ref, model, PUBLIC))
+        data = _checked("--data", config.data_file,
+                        lambda: data_from_ref(store, data_ref, model, PUBLIC))  # fmt: skip
+        if config.input_columns:  # chosen on the command line: they must fit
+            _checked("--input-columns", config.data_file, lambda: check_data_fits(model, data))
     return model_ref, data_ref
+
+
+def _public_file(store: Store, option: str, path: Path) -> str:
+    """Store a start option's file for every page; its sha256."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise ValueError(
+            f"{option} {path}: the file cannot be read ({error.strerror}). Check the path."
+        ) from None
+    return store.put_bytes(data, path.name, owner=PUBLIC)
+
+
+def _checked(option: str, path: Path, read):
+    """``read()``, with a refusal's message prefixed by the option and the file."""
+    try:
+        return read()
+    except USER_ERRORS as error:
+        raise ValueError(f"{option} {path}: {error}") from None
 
 
 @lru_cache(maxsize=1)

@@ -91,6 +91,9 @@ class Config:
         Dash's debug mode (reloader and error pages); never on a shared server.
     model_file, data_file : path, default=None
         A model and a data file every new page starts with (``--model``, ``--data``).
+    input_columns : tuple of str, default=None
+        The columns of ``data_file`` that are the model's inputs (``--input-columns``);
+        None: every numeric column, which the page lets the user change.
 
     Examples
     --------
@@ -116,6 +119,7 @@ class Config:
     debug: bool = False
     model_file: Path | None = None
     data_file: Path | None = None
+    input_columns: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cache_dir", Path(self.cache_dir).expanduser())
@@ -245,6 +249,11 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
     )
     parser.add_argument("--model", type=Path, help="a model file every page starts with")
     parser.add_argument("--data", type=Path, help="a data file every page starts with")
+    parser.add_argument(
+        "--input-columns",
+        help="the --data CSV's columns that are the model's inputs, comma-separated "
+        "(default: every numeric column; the page can change them)",
+    )
     parser.add_argument("--debug", action="store_true", help="Dash debug mode")
     args = parser.parse_args(argv)
     settings = {
@@ -264,9 +273,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "debug": args.debug,
         "model_file": args.model,
         "data_file": args.data,
+        "input_columns": _names(args.input_columns),
     }
     if args.cache_dir is not None:
         settings["cache_dir"] = args.cache_dir
     if args.workers is not None:
         settings["workers"] = args.workers
     return Config(**settings)
+
+
+def _names(text: str | None) -> tuple[str, ...] | None:
+    """``"age, bmi"`` → ``("age", "bmi")``; empty → None."""
+    names = tuple(name.strip() for name in (text or "").split(",") if name.strip())
+    return names or None

@@ -4,6 +4,8 @@
 DEMO_SELECT = "demo-select"
 MODEL_UPLOAD = "model-upload"
 MODEL_INPUT_DIM = "model-input-dim"
+MODEL_OUTPUT_NAMES = "model-output-names"
+MODEL_INPUT_NAMES = "model-input-names"
 DATA_UPLOAD = "data-upload"
 DATA_COLUMNS = "data-columns"
 DATA_CHANNELS_LAST = "data-channels-last"
@@ -24,6 +26,8 @@ REFERENCE_INFO = "reference-info"
 REFERENCE_REF = "reference-ref"
 OUTPUT_SELECT = "output-select"
 ROWS_INPUT = "rows-input"
+ROWS_FEEDBACK = "rows-feedback"
+DATA_ROWS = "data-rows"
 COMPUTE_BUTTON = "compute-button"
 CANCEL_BUTTON = "cancel-button"
 PROGRESS = "progress"
@@ -31,6 +35,7 @@ STATUS = "status"
 JOB_REQUEST = "job-request"
 JOB_POLL = "job-poll"
 RESULT_REF = "result-ref"
+STALE_NOTICE = "stale-notice"
 SESSION = "session"
 
 # views
@@ -56,6 +61,16 @@ MODEL_SUMMARY = "model-summary"
 def parameter(name: str) -> dict:
     """The id of a method parameter's control (pattern-matching, ``{"type", "name"}``)."""
     return {"type": "parameter", "name": name}
+
+
+def parameter_box(name: str) -> dict:
+    """The id of the block around a parameter's control (marked when its value is refused)."""
+    return {"type": "parameter-box", "name": name}
+
+
+def parameter_feedback(name: str) -> dict:
+    """The id of the text under a parameter's control: why its value is refused."""
+    return {"type": "parameter-feedback", "name": name}
 
 
 def rule(kind: str, layer_type: str) -> dict:

@@ -103,10 +103,7 @@ def _build_request(
     if not outputs:
         raise ValueError("Select at least one output node.")
     output_idx = parse_outputs(outputs, model.output_names)
-    if isinstance(rows, float) and rows.is_integer():
-        rows = int(rows)
-    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
-        raise ValueError(f"Rows to explain must be a whole number ≥ 1; got {rows!r}.")
+    rows = checked_rows(rows)
     params = canonical_params(method, raw_params, model)
     if params.get("reference_row", 0) >= data.n_rows:
         raise ValueError(
@@ -125,6 +122,30 @@ def _build_request(
     }
     _check_limits(request, limits or WorkLimits())
     return request, _uploaded_reference(store, params, model, data_ref, session)
+
+
+def checked_rows(rows: Any) -> int:
+    """The number of rows to explain as typed (``50.0`` → ``50``), or a ValueError that
+    names what was typed."""
+    if isinstance(rows, float) and rows.is_integer():
+        rows = int(rows)
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 1:
+        typed = "nothing (the field is empty)" if rows is None or rows == "" else repr(rows)
+        raise ValueError(f"Rows to explain must be a whole number ≥ 1; got {typed}.")
+    return rows
+
+
+def clamped_notes(request: dict[str, Any], rows: Any, raw_params: dict[str, Any]) -> list[str]:
+    """What the page says of the values ``request`` capped at the data's rows (the rows to
+    explain, a background sample's size): what was asked and what is done instead."""
+    notes = []
+    if checked_rows(rows) > request["rows"]:
+        n_rows = request["rows"]
+        notes.append(f"Rows: {rows} asked, the data has {n_rows}: all {n_rows} explained.")
+    size, asked = request["params"].get("sample_size"), raw_params.get("sample_size")
+    if size is not None and isinstance(asked, (int, float)) and asked > size:
+        notes.append(f"Sample size: {asked} asked, the data has {size} rows: all {size} drawn.")
+    return notes
 
 
 def check_request(

@@ -35,6 +35,12 @@ class Parameter:
     choices: tuple = ()
     minimum: float | None = None
     maximum: float | None = None
+    advanced: bool = False  # folded away on the page ("More options")
+
+    @property
+    def numeric(self) -> bool:
+        """Whether the page shows a number field (which may be left empty)."""
+        return self.kind in ("int", "float")
 
 
 PARAMETERS = {
@@ -49,7 +55,7 @@ PARAMETERS = {
                   "of the data's range (max − min).", "float", minimum=0.0),
         Parameter("seed", "Random seed", 0, "Seed of the method's random draws (noise, "
                   "reference rows, path points): the same seed gives the same numbers on any "
-                  "server.", "int", minimum=0, maximum=MAX_SEED),
+                  "server.", "int", minimum=0, maximum=MAX_SEED, advanced=True),
         Parameter("reference", "Reference input", "zeros", "What the input is compared "
                   "with: zeros, the data's mean, one row of the data, or an uploaded one-row "
                   "file (below).", "reference", choices=("zeros", "mean", "row", "upload")),
@@ -61,22 +67,25 @@ PARAMETERS = {
         Parameter("sample_size", "Sample size", 100, "Rows drawn (without replacement) for "
                   "the background sample; at most the data's rows.", "int", minimum=1),
         Parameter("sample_seed", "Sample seed", 0, "Seed of the background sample: the same "
-                  "seed draws the same rows.", "int", minimum=0),
+                  "seed draws the same rows.", "int", minimum=0, advanced=True),
         Parameter("reference_sha", "Reference file", None, "The sha256 of the uploaded "
                   "reference file.", "sha"),
         Parameter("limit_ref", "Reference rows (limit_ref)", 100, "At most this many rows "
-                  "of the background set serve as DeepSHAP's references.", "int", minimum=1),
+                  "of the background set serve as DeepSHAP's references.", "int", minimum=1,
+                  advanced=True),
         Parameter("rule_name", "Rule per layer type", "simple", "LRP: simple, epsilon, "
                   "alpha_beta (pass: BatchNorm only). DeepLift/DeepSHAP: rescale or "
                   "reveal_cancel.", "rules"),
         Parameter("rule_param", "Rule parameter", None, "ε of the epsilon rule (default "
                   "0.01) or α of alpha_beta (default 0.5); empty for the default.", "rules"),
         Parameter("winner_takes_all", "Winner takes all", True, "Max pooling passes all "
-                  "relevance to the maximum (else: treated like average pooling).", "bool"),
+                  "relevance to the maximum (else: treated like average pooling).", "bool",
+                  advanced=True),
         Parameter("ignore_last_act", "Ignore last activation", True, "Explain the output "
-                  "before its last activation (e.g. logits instead of softmax).", "bool"),
+                  "before its last activation (e.g. logits instead of softmax).", "bool",
+                  advanced=True),
         Parameter("dtype", "Precision", "float", "float (32 bit) or double (64 bit).",
-                  "choice", choices=("float", "double")),
+                  "choice", choices=("float", "double"), advanced=True),
     )
 }  # fmt: skip
 """Every parameter the page can show, with innsight's default and a one-line help."""
@@ -97,6 +106,45 @@ METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
     "ConnectionWeights": ("times_input", "dtype"),
 }
 """The parameters each method takes."""
+
+METHOD_TEXTS: dict[tuple[str, str], tuple[str, str]] = {
+    ("SmoothGrad", "n"): ("Noisy copies (n)", "How many noisy copies of each input are "
+                          "averaged: more give smoother maps and take longer."),
+    ("IntegratedGradient", "n"): ("Path steps (n)", "Points on the straight path from the "
+                                  "reference to the input: more give a closer integral."),
+    ("ExpectedGradient", "n"): ("Reference draws (n)", "Random (reference, path point) "
+                                "pairs per input: more give steadier attributions."),
+    ("IntegratedGradient", "times_input"): ("× (input − reference)", "Multiply the "
+                                             "averaged gradients by input − reference "
+                                             "(the attributions then sum to about f(x) − "
+                                             "f(reference))."),
+    ("ConnectionWeights", "times_input"): ("× input (local)", "Multiply the connection "
+                                           "weights by the input: one map per data point "
+                                           "instead of one for the model."),
+}  # fmt: skip
+"""Labels and help of a parameter that mean something else for one method."""
+
+
+def parameter_text(method: str, name: str) -> tuple[str, str]:
+    """The label and help the page shows for ``method``'s parameter ``name``."""
+    parameter = PARAMETERS[name]
+    return METHOD_TEXTS.get((method, name), (parameter.label, parameter.help))
+
+
+def parameter_default(method: str, name: str) -> Any:
+    """innsight's default of ``method``'s parameter ``name``."""
+    return METHOD_DEFAULTS.get(method, {}).get(name, PARAMETERS[name].default)
+
+
+def parameter_problem(method: str, name: str, value: Any) -> str | None:
+    """Why a value typed into ``method``'s field ``name`` is refused (the message
+    :func:`canonical_params` raises), or None when it is allowed."""
+    try:
+        _checked(PARAMETERS[name], _typed(method, name, value))
+    except ValueError as error:
+        return str(error)
+    return None
+
 
 METHOD_DEFAULTS = {
     "IntegratedGradient": {"times_input": True},
@@ -149,14 +197,10 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
             f"{method} needs a converted model; this one is not converted "
             f"({model.conversion_error}). Choose one of {', '.join(model.methods)}."
         )
-    params = {}
-    for name in parameters_of(method, model):
-        default = METHOD_DEFAULTS.get(method, {}).get(name, PARAMETERS[name].default)
-        value = raw.get(name)
-        params[name] = default if value is None or value == "" else value
-    for name, value in params.items():
-        if name not in ("rule_name", "rule_param"):
-            params[name] = _checked(PARAMETERS[name], value)
+    params = {
+        name: _typed(method, name, raw[name]) if name in raw else parameter_default(method, name)
+        for name in parameters_of(method, model)
+    }
     if method == "LRP":
         types = rule_layer_types(model)
         names = params["rule_name"] if isinstance(params["rule_name"], dict) else {}
@@ -183,7 +227,22 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
             f"{method} is set to an uploaded reference, but no reference file is uploaded: "
             "upload one in the reference area, or choose another reference."
         )
+    for name, value in params.items():  # checked once the unused ones are dropped
+        if name not in ("rule_name", "rule_param"):
+            params[name] = _checked(PARAMETERS[name], value)
     return params
+
+
+_EMPTY = object()
+"""A number field left empty (refused: nothing is filled in behind the user's back)."""
+
+
+def _typed(method: str, name: str, value: Any) -> Any:
+    """A page value: an empty number field is :data:`_EMPTY`, another empty value (a
+    choice nobody made, an empty rule parameter) the default."""
+    if value is not None and value != "":
+        return value
+    return _EMPTY if PARAMETERS[name].numeric else parameter_default(method, name)
 
 
 def sample_rows(n_rows: int, size: int, seed: int) -> np.ndarray:
@@ -204,7 +263,21 @@ _NO_PARAMETER = ("simple", "pass")  # LRP rules that take no rule_param
 
 
 def _checked(parameter: Parameter, value: Any) -> Any:
-    """``value`` in the canonical form of its kind, or a ValueError naming what is allowed."""
+    """``value`` in the canonical form of its kind, or a ValueError naming what is allowed
+    (the engine's TypeError for a value of the wrong type is a ValueError here: it is the
+    page's input)."""
+    if value is _EMPTY:
+        raise ValueError(
+            f"{parameter.name} is empty: type a value (innsight's default is "
+            f"{parameter.default})."
+        )
+    try:
+        return _checked_value(parameter, value)
+    except TypeError as error:
+        raise ValueError(str(error)) from None
+
+
+def _checked_value(parameter: Parameter, value: Any) -> Any:
     name = parameter.name
     if parameter.kind == "bool":
         return check_bool(value, name)

@@ -3,7 +3,8 @@
 A page keeps only small JSON references in its ``dcc.Store``:
 
 - model: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
-  "input_dim": [[1, 8, 8]] or None}``;
+  "input_dim": [[1, 8, 8]] or None}`` (TorchScript's input shape), with the
+  ``"output_names"`` and ``"input_names"`` typed on the page if any;
 - data: ``{"kind": "demo", "name": "iris"}`` or ``{"kind": "upload", "sha": ...,
   "input_columns": [...] or None, "channels_last": false}``;
 - an uploaded reference input or background set: its sha256 only (in the method's
@@ -71,6 +72,8 @@ def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:
         upload.data,
         upload.filename,
         input_dim=ref.get("input_dim"),
+        input_names=ref.get("input_names"),
+        output_names=ref.get("output_names"),
         allow_code=limits.trust_torchscript,
         max_instance_values=limits.max_instance_values,
     )

@@ -29,6 +29,7 @@ import attribution
 from attribution import AttributionResult
 from dashboard.backends import Backend, DiskBackend, RedisBackend
 from dashboard.config import Config
+from dashboard.errors import NotStored
 from dashboard.images import UploadLimits
 
 PUBLIC = "public"
@@ -125,14 +126,14 @@ class Store:
 
         Raises
         ------
-        KeyError
+        NotStored
             The session uploaded nothing under ``sha``, or it was evicted; the message
             says to upload the file again (the same for both: it tells nothing of others).
         """
         name = self.backend.get(f"{_NAME}{owner}/{sha}") if isinstance(sha, str) else None
         data = None if name is None else self.backend.get(_BYTES + sha)
         if data is None:
-            raise KeyError(
+            raise NotStored(
                 f"No upload with hash {str(sha)[:12]}… is stored for this page: it was "
                 "evicted from the cache or never uploaded here. Upload the file again."
             )

@@ -191,9 +191,20 @@ def model_format(filename: str | os.PathLike) -> ModelFormat:
         )
         raise ValueError(
             f"Cannot read {name}: supported model files are {supported}. Save the model in "
-            "one of them, or load it in Python and pass the module."
+            f"one of them, or load it in Python and pass the module.{_HINTS.get(suffix, '')}"
         )
     return _FORMATS[suffix]
+
+
+_STATE_DICT = (
+    " A {suffix} file usually holds a state dict (the weights only, from "
+    "torch.save(model.state_dict(), ...)): it is not a model, it needs the code of its "
+    "class. Export the model with its code run once instead: "
+    "torch.export.save(torch.export.export(model.eval(), (x,)), 'model.pt2') with an "
+    "example input x."
+)
+_HINTS = {suffix: _STATE_DICT.format(suffix=suffix) for suffix in (".pth", ".bin", ".ckpt")}
+"""What to do with files of suffixes that are often mistaken for models."""
 
 
 def read_model_file(

@@ -37,6 +37,7 @@ from attribution.converter.files import (
     register_model_format,
     register_model_object,
 )
+from attribution.errors import MissingDependencyError
 
 MAX_FILE_BYTES = 512 * 2**20
 """The largest Keras file read (bytes)."""
@@ -66,17 +67,19 @@ def import_keras() -> Any:
 
     Raises
     ------
-    ImportError
+    MissingDependencyError
         Keras is not installed, or it was imported before with another backend.
     """
     os.environ.setdefault("KERAS_BACKEND", "torch")
     try:
         import keras
     except ImportError as error:
-        raise ImportError(f"Reading Keras models needs keras 3: {error}. {_EXTRA}") from None
+        raise MissingDependencyError(
+            f"Reading Keras models needs keras 3: {error}. {_EXTRA}"
+        ) from None
     backend = keras.backend.backend()
     if backend != "torch":
-        raise ImportError(
+        raise MissingDependencyError(
             f"keras was imported with the {backend!r} backend; Keras models are read with the "
             "torch backend: set the environment variable KERAS_BACKEND=torch before keras is "
             "first imported (or restart Python)."
@@ -842,7 +845,9 @@ def _import_h5py() -> Any:
     try:
         import h5py
     except ImportError as error:
-        raise ImportError(f"Reading Keras models needs h5py: {error}. {_EXTRA}") from None
+        raise MissingDependencyError(
+            f"Reading Keras models needs h5py: {error}. {_EXTRA}"
+        ) from None
     return h5py
 
 
@@ -998,7 +1003,7 @@ def read_keras(data: bytes, name: str, max_instance_values: int | None = None) -
     ValueError
         The file is too large, damaged, not a Keras model, holds code (refused by safe
         mode), a layer that does not convert, or sizes beyond those bounds.
-    ImportError
+    MissingDependencyError
         Keras is not installed (see :func:`import_keras`).
     """
     if len(data) > MAX_FILE_BYTES:

@@ -34,7 +34,7 @@ import numpy as np
 
 from attribution.converter.files import ModelFormat, register_model_format
 from attribution.converter.spec import check_instance_values
-from attribution.errors import UnsupportedLayerError
+from attribution.errors import MissingDependencyError, UnsupportedLayerError
 
 MAX_ONNX_BYTES = 512 * 2**20
 """The largest ONNX file read (bytes); a model above it is refused."""
@@ -74,7 +74,9 @@ def _import_onnx() -> Any:
         import onnx.checker
         import onnx.numpy_helper
     except ImportError:
-        raise ImportError(f"Reading .onnx files needs the package onnx. {_INSTALL_HINT}") from None
+        raise MissingDependencyError(
+            f"Reading .onnx files needs the package onnx. {_INSTALL_HINT}"
+        ) from None
     return onnx
 
 

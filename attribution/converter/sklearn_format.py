@@ -52,6 +52,7 @@ from attribution.converter.files import (
     register_model_format,
     register_model_object,
 )
+from attribution.errors import MissingDependencyError
 
 MLP_CLASSES = ("MLPClassifier", "MLPRegressor")
 """The scikit-learn estimators that convert."""
@@ -246,7 +247,7 @@ def read_skops(data: bytes, name: str) -> dict:
     ValueError
         The file is too large, damaged, not a skops file, names a type outside the trusted
         ones (listed in the message), or holds something other than a bare MLP.
-    ImportError
+    MissingDependencyError
         skops or scikit-learn is missing (the message names the extra).
     """
     sio = _skops()
@@ -296,7 +297,7 @@ def _skops() -> Any:
         import sklearn.neural_network  # noqa: F401  (skops loads the estimator classes)
         import skops.io as sio
     except ImportError as error:
-        raise ImportError(
+        raise MissingDependencyError(
             f"Reading .skops files needs skops and scikit-learn ({error.name} is missing): "
             f"{_EXTRA_HINT}."
         ) from error

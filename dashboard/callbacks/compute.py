@@ -16,27 +16,84 @@ from dashboard.store import Store
 _VISIBLE, _HIDDEN = {"visibility": "visible"}, {"visibility": "hidden"}
 
 
-def build(
-    store: Store,
-    config: Config,
+def settings(
     model_ref: dict | None,
     data_ref: dict | None,
     method: str | None,
-    raw: dict[str, Any],
-    outputs: list[str],
+    values: list,
+    value_ids: list[dict],
+    rule_names: list,
+    rule_name_ids: list[dict],
+    rule_params: list,
+    rule_param_ids: list[dict],
+    outputs: list[str] | None,
     rows: Any,
-    session: str,
-) -> dict:
-    """The canonical request of the page's values, within the server's work limits."""
+    reference_ref: dict | None,
+) -> dict[str, Any]:
+    """The page's values a result is computed from: model, data, method, the parameters
+    as typed (``raw``), the outputs and the rows."""
+    raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
+    raw["reference_sha"] = reference_ref["sha"] if reference_ref else None
+    if rule_name_ids:
+        raw["rule_name"] = {i["layer"]: v for i, v in zip(rule_name_ids, rule_names, strict=True)}
+        raw["rule_param"] = {
+            i["layer"]: v for i, v in zip(rule_param_ids, rule_params, strict=True)
+        }
+    return {
+        "model": model_ref, "data": data_ref, "method": method, "raw": raw,
+        "outputs": sorted(outputs or []), "rows": rows,
+    }  # fmt: skip
+
+
+def build(store: Store, config: Config, chosen: dict[str, Any], session: str) -> dict:
+    """The canonical request of the page's :func:`settings`, within the server's work
+    limits."""
     return jobs.build_request(
-        store, model_ref, data_ref, method, raw, outputs, rows, session, config.work_limits
-    )
+        store, chosen["model"], chosen["data"], chosen["method"], chosen["raw"],
+        chosen["outputs"], chosen["rows"], session, config.work_limits,
+    )  # fmt: skip
 
 
-def cached(store: Store, request: dict, session: str) -> dict | None:
+def clamped(request: dict, chosen: dict[str, Any]) -> list[str]:
+    """What the status line says of values the request caps at the data's rows."""
+    return jobs.clamped_notes(request, chosen["rows"], chosen["raw"])
+
+
+def done_text(notes: list[str] | None) -> str:
+    """The status line of a finished computation, with what was capped."""
+    return " ".join(["Done.", *(notes or [])])
+
+
+def cached(store: Store, request: dict, session: str, chosen: dict[str, Any]) -> dict | None:
     """The page's result reference when the result is stored already, else None."""
     key = jobs.session_key(request, session)
-    return {"key": key, "request": request} if store.get_result(key) is not None else None
+    if store.get_result(key) is None:
+        return None
+    return {"key": key, "request": request, "settings": chosen}
+
+
+_SETTING_WORDS = {
+    "method": "the method", "raw": "its parameters", "outputs": "the outputs", "rows": "the rows"
+}  # fmt: skip
+
+
+def staleness(shown: dict | None, chosen: dict[str, Any]) -> tuple:
+    """The stale notice (text, open) and the result reference for the page's settings
+    now: a result for another model or data is dropped (its figures, table and downloads
+    go with it), one for other method settings is marked as such."""
+    if not shown or "settings" not in shown:
+        return None, False, no_update
+    was = shown["settings"]
+    if (was["model"], was["data"]) != (chosen["model"], chosen["data"]):
+        return None, False, None
+    if was != chosen:
+        changed = [words for name, words in _SETTING_WORDS.items() if was[name] != chosen[name]]
+        text = (
+            f"The result below is for other settings ({', '.join(changed)} changed since). "
+            "Press Compute to update it."
+        )
+        return text, True, no_update
+    return None, False, no_update
 
 
 def submit(runner, store: Store, config: Config, request: dict, session: str) -> str:
@@ -58,8 +115,9 @@ def leave(runner, job: dict | None, session: str) -> None:
 
 
 def result_ref(job: dict) -> dict:
-    """The page's reference to the result of a finished job."""
-    return {"key": job["id"], "request": job["request"]}
+    """The page's reference to the result of a finished job, with the settings it was
+    computed for."""
+    return {"key": job["id"], "request": job["request"], "settings": job.get("settings")}
 
 
 def follow(runner, job: dict, session: str) -> tuple:
@@ -79,16 +137,17 @@ def job_view(
     runner=None,
     session: str | None = None,
     status: JobStatus | None = None,
-    status_text: str | None = None,
+    status_text: str = "",
 ) -> tuple:
     """The job store, poll, buttons, progress bar and status line for ``job``'s state
-    (``status``, read from the board when not given); no job: idle, with
-    ``status_text`` (default "Done.")."""
+    (``status``, read from the board when not given; done: with what was capped); no
+    job: idle, with ``status_text``."""
     if job is not None:
         status = status or runner.board.status(job["id"], session)
         if not status.finished:
             running = status.state == "running" and status.total > 0
             value, maximum = (status.done, status.total) if running else (0, 1)
             return (job, False, True, False, _VISIBLE, value, maximum, status.text())
-        status_text = status.text()
-    return (None, True, False, True, _HIDDEN, 0, 1, status_text or "Done.")
+        done = status.state == "done"
+        status_text = done_text(job.get("notes")) if done else status.text()
+    return (None, True, False, True, _HIDDEN, 0, 1, status_text)

@@ -12,6 +12,7 @@ from dash import dcc, html
 from plotly.subplots import make_subplots
 
 import demo_data
+from attribution.converter.files import model_format
 from attribution.converter.loading import LoadedModel
 from dashboard.config import Config
 from dashboard.layout.parameters import output_options
@@ -45,13 +46,39 @@ def receive_model(
     filename: str,
     input_dim_text: str | None,
     session: str,
+    output_names_text: str | None = None,
+    input_names_text: str | None = None,
 ) -> dict:
-    """Store an uploaded model of ``session`` and check that it loads; its reference."""
+    """Store an uploaded model of ``session`` and check that it loads; its reference.
+
+    The input shape applies to TorchScript only (other formats know their input); the
+    names, comma-separated (``;`` between layers), replace the file's.
+    """
     data = decode_upload(contents, filename, config.max_upload_bytes)
+    runs_code = model_format(filename).runs_code
     sha = store.put_bytes(data, filename, owner=session)
-    ref = {"kind": "upload", "sha": sha, "input_dim": parse_input_dim(input_dim_text)}
+    ref = {
+        "kind": "upload",
+        "sha": sha,
+        "input_dim": parse_input_dim(input_dim_text) if runs_code else None,
+    }
+    for key, text in (("output_names", output_names_text), ("input_names", input_names_text)):
+        names = parse_names(text)
+        if names is not None:
+            ref[key] = names
     model_from_ref(store, ref, session)
     return ref
+
+
+def parse_names(text: str | None) -> list | None:
+    """``"cat, dog"`` → ``["cat", "dog"]``; ``"a, b; c"`` → ``[["a", "b"], ["c"]]`` (one
+    list per layer); empty → None."""
+    if not text or not text.strip():
+        return None
+    layers = [
+        [name.strip() for name in layer.split(",") if name.strip()] for layer in text.split(";")
+    ]
+    return layers[0] if len(layers) == 1 else layers
 
 
 def parse_input_dim(text: str | None) -> list[list[int]] | None:

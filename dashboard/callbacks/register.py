@@ -5,20 +5,23 @@ reads only what that session may (:mod:`dashboard.sessions`)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from dash import ALL, Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids
-from dashboard.callbacks import compute, loading, views
+from dashboard.callbacks import compute, form, loading, views
 from dashboard.config import Config
-from dashboard.jobqueue.execute import USER_ERRORS
-from dashboard.layout.parameters import parameter_controls
+from dashboard.errors import INTERNAL_ERROR, USER_ERRORS
+from dashboard.layout.parameters import INVALID, VALID, parameter_controls
+from dashboard.layout.views import note_figure
 from dashboard.sessions import session_of
 from dashboard.sources import model_from_ref
 from dashboard.store import Store
 
+logger = logging.getLogger(__name__)
 SESSION = State(ids.SESSION, "data")
 ALERT = [
     Output(ids.ERROR_ALERT, "children", allow_duplicate=True),
@@ -27,17 +30,23 @@ ALERT = [
 
 
 def guarded(make: Callable[[], tuple], n_outputs: int) -> tuple:
-    """``make()``'s outputs with the alert closed, or no change and the alert showing the
-    error's message (the page keeps what it had)."""
+    """``make()``'s outputs with the alert closed, or no change and the alert showing why
+    (the page keeps what it had): a documented bad-input error's message, or for any
+    other exception (a bug, logged with its traceback) that an internal error happened."""
     try:
         return (*make(), None, False)
-    except USER_ERRORS as error:
+    except Exception as error:  # refusal tells bugs from bad input
         return (*([no_update] * n_outputs), *refusal(error))
 
 
 def refusal(error: Exception) -> tuple[str, bool]:
-    """The alert's text and open state for a documented bad-input error."""
-    return str(error.args[0] if error.args else repr(error)), True
+    """The alert's text and open state for an error of a callback: the message of a
+    documented bad-input error; for any other (a bug) :data:`INTERNAL_ERROR`, with the
+    traceback in the server's log."""
+    if isinstance(error, USER_ERRORS):
+        return str(error.args[0] if error.args else repr(error)), True
+    logger.error("Internal error in a callback", exc_info=error)
+    return INTERNAL_ERROR, True
 
 
 def register_callbacks(app: Dash, store: Store, config: Config, runner) -> None:
@@ -48,6 +57,7 @@ def register_callbacks(app: Dash, store: Store, config: Config, runner) -> None:
         return session_of(secret, token)
 
     _loading_callbacks(app, store, config, session)
+    _form_callbacks(app)
     _reference_callbacks(app, store, config, session)
     _compute_callbacks(app, store, config, runner, session)
     _view_callbacks(app, store, session)
@@ -64,15 +74,24 @@ def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None
     @app.callback(
         Output(ids.MODEL_REF, "data", allow_duplicate=True),
         Output(ids.DATA_REF, "data", allow_duplicate=True), *ALERT,
-        Input(ids.MODEL_UPLOAD, "contents"), State(ids.MODEL_UPLOAD, "filename"),
-        State(ids.MODEL_INPUT_DIM, "value"), State(ids.DATA_REF, "data"), SESSION,
-        prevent_initial_call=True,
+        Input(ids.MODEL_UPLOAD, "contents"), Input(ids.MODEL_INPUT_DIM, "value"),
+        Input(ids.MODEL_OUTPUT_NAMES, "value"), Input(ids.MODEL_INPUT_NAMES, "value"),
+        State(ids.MODEL_UPLOAD, "filename"), State(ids.MODEL_REF, "data"),
+        State(ids.DATA_REF, "data"), SESSION, prevent_initial_call=True,
     )  # fmt: skip
-    def upload_model(contents, filename, input_dim, data_ref, token):
+    def upload_model(contents, input_dim, output_names, input_names, filename, model_ref,
+                     data_ref, token):  # fmt: skip
+        # a changed shape or names field reads the last uploaded model again (unless a
+        # demo was picked since)
+        field_changed = ctx.triggered_id != ids.MODEL_UPLOAD
+        if contents is None or (field_changed and (model_ref or {}).get("kind") == "demo"):
+            return (no_update,) * 4
+
         def load():
             ref = loading.receive_model(
-                store, config, contents, filename, input_dim, session(token)
-            )
+                store, config, contents, filename, input_dim, session(token), output_names,
+                input_names,
+            )  # fmt: skip
             return ref, data_ref if data_ref and data_ref["kind"] == "upload" else None
 
         return guarded(load, 2)
@@ -117,7 +136,7 @@ def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None
         Output(ids.METHOD_SELECT, "options"), Output(ids.METHOD_SELECT, "value"),
         Output(ids.OUTPUT_SELECT, "options"), Output(ids.OUTPUT_SELECT, "value"),
         Output(ids.DATA_COLUMNS, "options"), Output(ids.MODEL_SUMMARY, "children"),
-        Output(ids.ROWS_INPUT, "value"), *ALERT,
+        Output(ids.ROWS_INPUT, "value"), Output(ids.DATA_ROWS, "data"), *ALERT,
         Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"), SESSION,
         prevent_initial_call="initial_duplicate",  # a preloaded or remembered model shows
     )  # fmt: skip
@@ -128,10 +147,10 @@ def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None
             return (
                 found["model_info"], found["data_info"], found["methods"], found["method"],
                 found["outputs"], found["selected_outputs"], found["columns"], found["summary"],
-                rows,
+                rows, found["n_rows"],
             )  # fmt: skip
 
-        return guarded(describe, 9)
+        return guarded(describe, 10)
 
     @app.callback(
         Output(ids.PARAMETER_PANEL, "children"),
@@ -145,6 +164,29 @@ def _loading_callbacks(app: Dash, store: Store, config: Config, session) -> None
         if not method or model is None:
             return parameter_controls(None, None)
         return parameter_controls(method, model)
+
+
+def _form_callbacks(app: Dash) -> None:
+    @app.callback(
+        Output(ids.parameter_feedback(ALL), "children"),
+        Output(ids.parameter_box(ALL), "className"),
+        Input(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
+        State(ids.METHOD_SELECT, "value"),
+    )  # fmt: skip
+    def check_parameters(values, value_ids, method):
+        problems = form.parameter_problems(method, values, value_ids)
+        names = [output["id"]["name"] for output in ctx.outputs_list[0]]
+        return (
+            [problems.get(name) for name in names],
+            [INVALID if name in problems else VALID for name in names],
+        )
+
+    @app.callback(
+        Output(ids.ROWS_FEEDBACK, "children"), Output(ids.ROWS_INPUT, "invalid"),
+        Input(ids.ROWS_INPUT, "value"), Input(ids.DATA_ROWS, "data"),
+    )  # fmt: skip
+    def check_rows(rows, n_rows):
+        return form.rows_feedback(rows, n_rows)
 
 
 def _reference_callbacks(app: Dash, store: Store, config: Config, session) -> None:
@@ -197,49 +239,80 @@ JOB_VIEW = [
 buttons, the progress bar and the status line."""
 
 
+DOWNLOADS = (ids.DOWNLOAD_CSV, ids.DOWNLOAD_NPZ, ids.DOWNLOAD_PARAMS, ids.DOWNLOAD_PYTHON)
+
+
+def _settings(kind=State) -> list:
+    """The page's values a result is computed from (:func:`compute.settings` reads them),
+    as ``State`` (Compute) or ``Input`` (the stale notice)."""
+    return [
+        kind(ids.MODEL_REF, "data"), kind(ids.DATA_REF, "data"), kind(ids.METHOD_SELECT, "value"),
+        kind(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
+        kind(ids.rule("rule_name", ALL), "value"), State(ids.rule("rule_name", ALL), "id"),
+        kind(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
+        kind(ids.OUTPUT_SELECT, "value"), kind(ids.ROWS_INPUT, "value"),
+        kind(ids.REFERENCE_REF, "data"),
+    ]  # fmt: skip
+
+
 def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session) -> None:
     @app.callback(
         Output(ids.RESULT_REF, "data", allow_duplicate=True), *JOB_VIEW, *ALERT,
-        Input(ids.COMPUTE_BUTTON, "n_clicks"),
-        State(ids.MODEL_REF, "data"), State(ids.DATA_REF, "data"),
-        State(ids.METHOD_SELECT, "value"),
-        State(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
-        State(ids.rule("rule_name", ALL), "value"), State(ids.rule("rule_name", ALL), "id"),
-        State(ids.rule("rule_param", ALL), "value"), State(ids.rule("rule_param", ALL), "id"),
-        State(ids.OUTPUT_SELECT, "value"), State(ids.ROWS_INPUT, "value"),
-        State(ids.RESULT_REF, "data"), State(ids.REFERENCE_REF, "data"),
-        State(ids.JOB_REQUEST, "data"), SESSION,
+        Input(ids.COMPUTE_BUTTON, "n_clicks"), *_settings(),
+        State(ids.RESULT_REF, "data"), State(ids.JOB_REQUEST, "data"), SESSION,
         prevent_initial_call=True,
     )  # fmt: skip
-    def start_compute(n_clicks, model_ref, data_ref, method, values, value_ids, rule_names,
-                      rule_name_ids, rule_params, rule_param_ids, outputs, rows, shown,
-                      reference_ref, job, token):  # fmt: skip
-        raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
-        raw["reference_sha"] = loading.reference_sha(reference_ref)
-        if rule_name_ids:
-            raw["rule_name"] = {
-                i["layer"]: v for i, v in zip(rule_name_ids, rule_names, strict=True)
-            }
-            raw["rule_param"] = {
-                i["layer"]: v for i, v in zip(rule_param_ids, rule_params, strict=True)
-            }
+    def start_compute(_n_clicks, *args):
+        *values, shown, job, token = args
+        chosen = compute.settings(*values)
 
         def start():
             me = session(token)
             compute.leave(runner, job, me)  # a page waits for one job at a time
-            request = compute.build(store, config, model_ref, data_ref, method, raw,
-                                    outputs or [], rows, me)  # fmt: skip
-            found = compute.cached(store, request, me)
+            request = compute.build(store, config, chosen, me)
+            notes = compute.clamped(request, chosen)
+            found = compute.cached(store, request, me, chosen)
             if found is not None:
                 unchanged = shown is not None and shown.get("key") == found["key"]
-                return (no_update if unchanged else found, *compute.job_view(None), None, False)
+                return (
+                    no_update if unchanged else found,
+                    *compute.job_view(None, status_text=compute.done_text(notes)), None, False,
+                )  # fmt: skip
             job_id = compute.submit(runner, store, config, request, me)
-            return compute.follow(runner, {"id": job_id, "request": request}, me)
+            job_ = {"id": job_id, "request": request, "settings": chosen, "notes": notes}
+            return compute.follow(runner, job_, me)
 
         try:
             return start()
-        except USER_ERRORS as error:
+        except Exception as error:  # refusal tells bugs from bad input
             return (*([no_update] * (1 + len(JOB_VIEW))), *refusal(error))
+
+    @app.callback(
+        Output(ids.STALE_NOTICE, "children"), Output(ids.STALE_NOTICE, "is_open"),
+        Output(ids.RESULT_REF, "data", allow_duplicate=True),
+        *[Output(button, "disabled") for button in DOWNLOADS],
+        *_settings(Input), Input(ids.RESULT_REF, "data"),
+        prevent_initial_call="initial_duplicate",  # no downloads before a result
+    )  # fmt: skip
+    def mark_stale(*args):
+        *values, shown = args
+        text, is_open, ref = compute.staleness(shown, compute.settings(*values))
+        # downloads are of the result shown, and only while it is for the page's settings
+        unavailable = not shown or is_open or ref is None
+        return (text, is_open, ref, *[unavailable] * len(DOWNLOADS))
+
+    @app.callback(
+        *JOB_VIEW,
+        Input(ids.MODEL_REF, "data"), Input(ids.DATA_REF, "data"),
+        State(ids.JOB_REQUEST, "data"), SESSION, prevent_initial_call=True,
+    )  # fmt: skip
+    def forget_job(_model_ref, _data_ref, job, token):
+        # a job for another model or data is of no use any more
+        try:
+            compute.leave(runner, job, session(token))
+        except ValueError as error:
+            return compute.job_view(None, status_text=str(error))
+        return compute.job_view(None, status_text="")
 
     @app.callback(
         Output(ids.RESULT_REF, "data", allow_duplicate=True), *JOB_VIEW, *ALERT,
@@ -277,8 +350,8 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
         Input(ids.RESULT_REF, "data"), SESSION, prevent_initial_call="initial_duplicate",
     )  # fmt: skip
     def show_result_options(result_ref, token):
-        if not result_ref:
-            return (no_update,) * 10
+        if not result_ref:  # no result, or one dropped for another model or data
+            return [], [], [], [], [], [], [], None, None, False
 
         def options():
             found = views.view_options(store, result_ref, session(token))
@@ -297,7 +370,7 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
     )  # fmt: skip
     def draw_individual(rows, nodes, aggr_channels, options, result_ref, token):
         if not result_ref:
-            return no_update, no_update, no_update
+            return note_figure(), no_update, no_update
         return guarded(
             lambda: (
                 views.individual_figure(
@@ -315,7 +388,9 @@ def _view_callbacks(app: Dash, store: Store, session) -> None:
         prevent_initial_call=True,
     )  # fmt: skip
     def draw_global(nodes, preprocess, reference_row, aggr_channels, tab, result_ref, token):
-        if not result_ref or tab != "global":  # drawn when its tab is shown
+        if not result_ref:  # no result, or one dropped for another model or data
+            return note_figure(), no_update, no_update
+        if tab != "global":  # drawn when its tab is shown
             return no_update, no_update, no_update
         return guarded(
             lambda: (

@@ -17,7 +17,9 @@ import plotly.graph_objects as go
 from attribution.plots import plot_global_result
 from attribution.result import AttributionResult
 from dashboard import script, table
+from dashboard.errors import NotStored
 from dashboard.jobs import session_key
+from dashboard.layout.views import note_figure
 from dashboard.memo import LastUsed
 from dashboard.store import Store
 
@@ -37,14 +39,14 @@ def load_result(store: Store, result_ref: dict, session: str) -> AttributionResu
     except (KeyError, TypeError, AttributeError):
         key = None
     if key is None or key != result_ref.get("key"):
-        raise KeyError("This result does not belong to this page: press Compute again.")
+        raise NotStored("This result does not belong to this page: press Compute again.")
     return RESULTS.get(key, lambda: _read_result(store, key))
 
 
 def _read_result(store: Store, key: str) -> AttributionResult:
     result = store.get_result(key)
     if result is None:
-        raise KeyError(
+        raise NotStored(
             "This result is no longer in the cache (evicted to keep it within its size "
             "limit): press Compute again."
         )
@@ -124,7 +126,7 @@ def global_figure(
     dropped."""
     result = load_result(store, result_ref, session)
     if not result.has_data:
-        return _note_figure(
+        return note_figure(
             "Global Connection Weights explains no data points: see the Individual tab, or "
             "switch × input on to summarise the local variant."
         )
@@ -139,14 +141,6 @@ def global_figure(
         aggr_channels=aggr_channels or "sum",
         point_menu=False,
     )
-
-
-def _note_figure(text: str) -> go.Figure:
-    figure = go.Figure()
-    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    figure.update_xaxes(visible=False)
-    figure.update_yaxes(visible=False)
-    return figure
 
 
 FRAMES: LastUsed[pd.DataFrame] = LastUsed(4)

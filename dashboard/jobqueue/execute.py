@@ -10,12 +10,10 @@ from typing import Any
 
 from dashboard import jobs
 from dashboard.config import Config, WorkLimits
+from dashboard.errors import USER_ERRORS
 from dashboard.jobqueue.board import HEARTBEAT, JobBoard
 from dashboard.store import Store
 
-USER_ERRORS = (ValueError, KeyError)
-"""The documented bad-input errors (a KeyError: an upload was evicted): their message is
-shown on the page; any other exception is a bug, logged with its traceback."""
 INTERNAL_ERROR = "an internal error stopped it; the server's log has the details. Please report it."
 _PROGRESS_EVERY = 0.2  # seconds between progress writes
 

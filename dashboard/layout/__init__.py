@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 from dashboard import ids
-from dashboard.layout.controls import data_card, method_card, model_card
+from dashboard.layout.controls import compute_bar, data_card, method_card, model_card
 from dashboard.layout.views import result_tabs
 
 POLL_MS = 500
@@ -38,16 +38,21 @@ def build_layout(
             *stores,
             dcc.Store(id=ids.JOB_REQUEST),
             dcc.Interval(id=ids.JOB_POLL, interval=POLL_MS, disabled=True),
-            html.H4("innsight for Python: feature attribution explorer", className="my-3"),
+            dbc.Alert(id=ids.ERROR_ALERT, color="danger", is_open=False, dismissable=True),
             dbc.Row(
                 [
                     dbc.Col(
-                        [model_card(trust_torchscript), data_card(), method_card()], md=4, lg=3
+                        [
+                            html.H5("innsight for Python", className="my-2"),
+                            model_card(trust_torchscript), data_card(), method_card(),
+                            compute_bar(),
+                        ],
+                        md=4, lg=3, className="control-column",
                     ),
                     dbc.Col(
                         [
-                            dbc.Alert(id=ids.ERROR_ALERT, color="danger", is_open=False,
-                                      dismissable=True),
+                            dbc.Alert(id=ids.STALE_NOTICE, color="warning", is_open=False,
+                                      className="py-1 my-2 small"),
                             result_tabs(),
                         ],
                         md=8, lg=9,

@@ -9,9 +9,10 @@ from attribution.converter.loading import LoadedModel
 from attribution.rules import LRP_RULES
 from dashboard import ids
 from dashboard.methods import (
-    METHOD_DEFAULTS,
     PARAMETERS,
     UPLOADED_ONLY,
+    parameter_default,
+    parameter_text,
     parameters_of,
     rule_choices,
     rule_layer_types,
@@ -20,31 +21,40 @@ from dashboard.methods import (
 
 def parameter_controls(method: str | None, model: LoadedModel | None) -> list:
     """One labelled control per parameter ``method`` takes for ``model``, with innsight's
-    default and help; LRP gets a rule and a parameter per rule layer type in the model,
-    DeepLift/DeepSHAP one rule for all."""
+    default and help in the method's own words; the rarely changed ones are folded away
+    ("More options"). LRP gets a rule and a parameter per rule layer type in the model,
+    DeepLift/DeepSHAP one rule for all. A number field takes any number: a refused value
+    is marked with the reason under it (see :func:`parameter_problem`), never replaced."""
     if method is None or model is None:
         return [html.P("Choose a method.", className="text-muted small")]
     rule_types = rule_layer_types(model)
-    controls = []
+    main, more = [], []
     for name in parameters_of(method, model):
         parameter = PARAMETERS[name]
         if name == "rule_param" or name in UPLOADED_ONLY:
             continue  # shown beside rule_name, or set by the reference upload area
         if name == "rule_name":
-            controls.append(_rules(method, rule_types))
+            main.append(_rules(method, rule_types))
             continue
-        default = METHOD_DEFAULTS.get(method, {}).get(name, parameter.default)
-        controls.append(
-            html.Div(
-                [
-                    dbc.Label(parameter.label, html_for=f"parameter-{name}", className="mb-0"),
-                    _control(name, parameter, default),
-                    dbc.FormText(parameter.help),
-                ],
-                className="mb-2",
-            )
-        )
-    return controls
+        label, help_text = parameter_text(method, name)
+        block = html.Div(
+            [
+                dbc.Label(label, html_for=f"parameter-{name}", className="mb-0"),
+                _control(name, parameter, parameter_default(method, name)),
+                html.Div(id=ids.parameter_feedback(name), className="invalid-feedback d-block"),
+                dbc.FormText(help_text, className="d-block lh-sm"),
+            ],
+            id=ids.parameter_box(name),
+            className=VALID,
+        )  # fmt: skip
+        (more if parameter.advanced else main).append(block)
+    if more:
+        main.append(html.Details([html.Summary("More options", className="mb-1"), *more]))
+    return main
+
+
+VALID, INVALID = "mb-2", "mb-2 parameter-invalid"
+"""The class of a parameter's block, and of one whose value is refused."""
 
 
 def _control(name: str, parameter, default):
@@ -58,11 +68,8 @@ def _control(name: str, parameter, default):
             value=default,
             inline=True,
         )
-    step = 1 if parameter.kind == "int" else "any"
-    return dbc.Input(
-        id=control_id, type="number", value=default, min=parameter.minimum,
-        max=parameter.maximum, step=step, size="sm",
-    )  # fmt: skip
+    # no min, max or step: the browser would turn a value outside them into "empty"
+    return dbc.Input(id=control_id, type="number", value=default, step="any", size="sm")
 
 
 def _rules(method: str, rule_types: list[str]):
@@ -97,7 +104,7 @@ def _rules(method: str, rule_types: list[str]):
                 dbc.Col(
                     dbc.Input(
                         id=ids.rule("rule_param", layer_type), type="number", size="sm",
-                        placeholder="default", step="any",
+                        placeholder="ε / α", step="any",
                     ),
                     width=3,
                 ),
@@ -108,9 +115,15 @@ def _rules(method: str, rule_types: list[str]):
     ]  # fmt: skip
     return html.Div(
         [dbc.Label("Rule and parameter per layer type", className="mb-0"), *rows,
-         dbc.FormText(f"{help_text} {PARAMETERS['rule_param'].help}")],
+         dbc.FormText(_LRP_HELP)],
         className="mb-2",
     )  # fmt: skip
+
+
+_LRP_HELP = (
+    "The rule of each layer type, and its ε (epsilon, default 0.01) or α (alpha_beta, "
+    "default 0.5); empty: the default. pass: BatchNorm only."
+)
 
 
 def _lrp_rules(layer_type: str) -> list[str]:

@@ -4,11 +4,28 @@ from __future__ import annotations
 
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
+import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard import ids, table
 
 _GRAPH_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+HINT = "No result yet: pick a demo (or upload a model and data), choose a method, press Compute."
+"""What the result graphs show before there is a result."""
+
+
+def note_figure(text: str = HINT) -> go.Figure:
+    """A figure of one line of text and no axes (before a result, or where a view has
+    nothing to draw)."""
+    figure = go.Figure()
+    figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    figure.update_xaxes(visible=False)
+    figure.update_yaxes(visible=False)
+    figure.update_layout(height=160, margin={"l": 10, "r": 10, "t": 10, "b": 10},
+                         plot_bgcolor="white")  # fmt: skip
+    return figure
 
 
 def _labelled(label: str, control) -> dbc.Col:
@@ -19,6 +36,17 @@ def _aggregation(component_id: str) -> dcc.Dropdown:
     """How signal and image channels are combined (innsight's aggr_channels)."""
     options = [{"label": f"aggregate: {a}", "value": a} for a in ("sum", "mean", "norm")]
     return dcc.Dropdown(id=component_id, value="sum", clearable=False, options=options)
+
+
+def _scrolling_graph(graph_id: str) -> dcc.Loading:
+    """A result graph, first showing :data:`HINT`. The figure is as wide as its panels
+    need (:mod:`attribution.plots._sizes`): the graph keeps the figure's size and its
+    container scrolls sideways."""
+    graph = dcc.Graph(
+        id=graph_id, figure=note_figure(), config=_GRAPH_CONFIG, responsive=False,
+        style={"width": "max-content"},
+    )  # fmt: skip
+    return dcc.Loading(html.Div(graph, style={"overflowX": "auto"}))
 
 
 def individual_tab() -> dbc.Tab:
@@ -36,7 +64,7 @@ def individual_tab() -> dbc.Tab:
         className="g-2 my-2",
     )  # fmt: skip
     return dbc.Tab(
-        [controls, dcc.Loading(dcc.Graph(id=ids.INDIVIDUAL_GRAPH, config=_GRAPH_CONFIG))],
+        [controls, _scrolling_graph(ids.INDIVIDUAL_GRAPH)],
         label="Individual",
         tab_id="individual",
     )
@@ -55,14 +83,8 @@ def global_tab() -> dbc.Tab:
         ],
         className="g-2 my-2",
     )  # fmt: skip
-    # The figure is as wide as its panels need (attribution.plots._sizes): the graph keeps
-    # the figure's size and its container scrolls sideways.
-    graph = dcc.Graph(
-        id=ids.GLOBAL_GRAPH, config=_GRAPH_CONFIG, responsive=False,
-        style={"width": "max-content"},
-    )  # fmt: skip
     return dbc.Tab(
-        [controls, dcc.Loading(html.Div(graph, style={"overflowX": "auto"}))],
+        [controls, _scrolling_graph(ids.GLOBAL_GRAPH)],
         label="Global",
         tab_id="global",
     )

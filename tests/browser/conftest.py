@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,13 @@ _DISABLE_SMOOTH_SCROLL = "document.documentElement.style.scrollBehavior = 'auto'
 before a click is then animated, chromedriver clicks where the element will be once the
 animation ends, and the click lands outside the window ("element click intercepted").
 People are not affected (they scroll first, then click); the tests scroll instantly."""
+
+_REVEAL = """
+for (let d = arguments[0].closest('details'); d; d = d.parentElement.closest('details')) {
+    d.open = true;
+}
+arguments[0].scrollIntoView({block: 'center'});
+"""
 
 _STORE_DATA = """
 const state = window.store.getState();
@@ -70,22 +78,29 @@ class Page:
     def element(self, component_id: str | dict, inner: str = ""):
         return self.duo.find_element(f"{self.selector(component_id)} {inner}".strip())
 
+    def reveal(self, element):
+        """Unfold the "More options" (``<details>``) ``element`` is in and scroll it to the
+        middle of its scrolling column, as a user does before clicking it (chromedriver
+        would scroll it just into view, under the Compute bar at the window's bottom)."""
+        self.driver.execute_script(_REVEAL, element)
+        return element
+
     def wait_for(self, component_id: str | dict, timeout: float = 10):
         return self.duo.wait_for_element(self.selector(component_id), timeout=timeout)
 
     def click(self, component_id: str) -> None:
         """A real click (it fails if something covers the element)."""
-        self.wait_for(component_id).click()
+        self.reveal(self.wait_for(component_id)).click()
 
     def choose(self, dropdown_id: str, label: str) -> None:
         """Open a single-choice ``dcc.Dropdown`` and click the option shown as ``label``."""
-        self.element(dropdown_id).click()
+        self.reveal(self.element(dropdown_id)).click()
         self._option(label).click()
         self._wait_closed(dropdown_id)
 
     def choose_many(self, dropdown_id: str, labels: list[str]) -> None:
         """Open a multi-choice ``dcc.Dropdown``, deselect all, click ``labels``, close it."""
-        self.element(dropdown_id).click()
+        self.reveal(self.element(dropdown_id)).click()
         menu = self.duo.wait_for_element(".dash-dropdown-content")
         [deselect] = [
             button
@@ -117,7 +132,7 @@ class Page:
 
     def set_number(self, input_id: str | dict, value: int) -> None:
         """Type ``value`` over the content of a number input."""
-        field = self.wait_for(input_id)
+        field = self.reveal(self.wait_for(input_id))
         field.send_keys(Keys.CONTROL, "a")
         field.send_keys(str(value))
         until(lambda: field.get_attribute("value") == str(value), timeout=5)
@@ -180,12 +195,29 @@ class Page:
         until(self.duo._wait_for_callbacks, timeout=timeout, poll=0.2)
 
 
+class _Errors(logging.Handler):
+    """Keeps the dashboard's error records: an internal error (a bug) fails the test."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 @pytest.fixture
 def open_page(dash_duo, monkeypatch):
-    """Start the dashboard with a config and open it in a desktop-sized window."""
+    """Start the dashboard with a config and open it in a desktop-sized window.
+
+    The test fails when the browser's console has a SEVERE entry (a callback's HTTP error,
+    a JavaScript error) or the server logged an internal error.
+    """
     # dash_duo stops its server by raising SystemExit in every thread started since the
     # server; a tqdm bar, even a disabled one, starts tqdm's monitor thread: not here.
     monkeypatch.setattr(tqdm_std.tqdm, "monitor_interval", 0)
+    errors = _Errors()
+    logging.getLogger("dashboard").addHandler(errors)
     opened: list[Page] = []
 
     def start(config: Config) -> Page:
@@ -203,6 +235,12 @@ def open_page(dash_duo, monkeypatch):
         with contextlib.suppress(Exception):  # a failed test reports its own failure
             page.settle()
         page.app.runner.close()
+    logging.getLogger("dashboard").removeHandler(errors)
+    console = [entry for entry in dash_duo.get_logs() or [] if entry["level"] == "SEVERE"]
+    assert not console, f"the browser's console has errors: {console}"
+    assert not errors.records, "internal errors: " + "; ".join(
+        f"{r.getMessage()}: {r.exc_info[1]!r}" for r in errors.records if r.exc_info
+    )
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def _export_onnx(model: nn.Module, example: torch.Tensor, path) -> None:
 
 def _offered(page, dropdown_id: str) -> list[str]:
     """The labels a single-choice dropdown offers (opened, read, closed again)."""
-    page.element(dropdown_id).click()
+    page.reveal(page.element(dropdown_id)).click()
     page.duo.wait_for_element(".dash-dropdown-option")
     labels = [o.text for o in page.driver.find_elements(By.CSS_SELECTOR, ".dash-dropdown-option")]
     page.driver.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)

@@ -20,7 +20,7 @@ REFERENCE = [6.5, 3.0, 5.5, 2.0]  # a virginica-like flower, far from the first 
 
 def _choose_radio(page, name: str, label: str) -> None:
     """Click the option ``label`` of the radio items of parameter ``name``."""
-    container = page.wait_for(ids.parameter(name))
+    container = page.reveal(page.wait_for(ids.parameter(name)))
     [option] = [
         item for item in container.find_elements(By.CSS_SELECTOR, "label") if item.text == label
     ]

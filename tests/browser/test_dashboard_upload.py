@@ -1,10 +1,12 @@
 """Uploads in the browser: a JSON model and a CSV table, and files the page refuses."""
 
 import json
+import sys
 
 import numpy as np
 import pytest
 import torch
+from selenium.webdriver.common.keys import Keys
 from torch import nn
 
 from dashboard import ids
@@ -139,3 +141,71 @@ def test_refused_uploads_say_why_and_what_to_do_and_keep_what_was_loaded(
 
     page.settle()
     assert page.duo.get_logs() == []
+
+
+def _answer(page, upload_id, path, expected: str | None = None) -> str:
+    """Upload ``path`` and return the alert's text once it shows ``expected`` (default:
+    the file's name)."""
+    page.upload(upload_id, path)
+    page.wait_text(ids.ERROR_ALERT, expected or path.name, timeout=15)
+    return page.text(ids.ERROR_ALERT)
+
+
+def _alert_in_view(page) -> bool:
+    rect = page.driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect();"
+        "return [r.top, r.bottom, window.innerHeight];",
+        page.element(ids.ERROR_ALERT),
+    )
+    return 0 <= rect[0] and rect[1] <= rect[2]
+
+
+def test_every_upload_gets_an_answer_in_view(page, model_json, tmp_path, monkeypatch):
+    state_dict = tmp_path / "weights.pth"
+    torch.save(nn.Linear(3, 2).state_dict(), state_dict)
+    message = _answer(page, ids.MODEL_UPLOAD, state_dict)
+    assert "state dict" in message and "torch.export.save" in message
+    assert ".pt2" in message and ".json" in message  # the suffixes the page reads
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a model")
+    assert "supported model files are" in _answer(page, ids.MODEL_UPLOAD, notes)
+
+    # an optional format whose extra is not installed: the install command, no HTTP 500
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    graph = tmp_path / "graph.onnx"
+    graph.write_bytes(b"\x08\x07")
+    assert "needs the package onnx" in _answer(page, ids.MODEL_UPLOAD, graph, "pip install")
+
+    _load_model(page, model_json)
+    table = tmp_path / "table.txt"
+    table.write_text("age,bmi,bp\n1,2,3\n")
+    assert "data files are .csv" in _answer(page, ids.DATA_UPLOAD, table)
+    # the Compute end of the column is in view: the alert still is
+    page.reveal(page.element(ids.COMPUTE_BUTTON))
+    assert _alert_in_view(page)
+    page.settle()
+
+
+def test_names_typed_for_an_uploaded_model_are_its_names(page, model_json, table_csv):
+    _load_model(page, model_json)
+    page.reveal(page.element(ids.MODEL_OUTPUT_NAMES)).send_keys("healthy, ill", Keys.ENTER)
+    page.wait_text(ids.MODEL_INFO, "healthy, ill", timeout=15)
+    page.upload(ids.DATA_UPLOAD, table_csv)
+    page.wait_text(ids.DATA_INFO, table_csv.name, timeout=15)
+    assert page.store_data(ids.MODEL_REF)["output_names"] == ["healthy", "ill"]
+    page.settle()
+
+
+def test_a_changed_input_shape_reads_the_torchscript_upload_again(open_page, tmp_path):
+    page = open_page(Config(cache_dir=tmp_path / "cache", workers=1, trust_torchscript=True))
+    scripted = tmp_path / "scripted.pt"
+    torch.jit.script(nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=1))).save(str(scripted))
+    field = page.reveal(page.element(ids.MODEL_INPUT_DIM))
+    field.send_keys("4", Keys.ENTER)  # wrong: the first layer takes 3 features
+    _answer(page, ids.MODEL_UPLOAD, scripted)
+    assert page.store_data(ids.MODEL_REF) is None
+    field.send_keys(Keys.BACKSPACE, "3", Keys.ENTER)  # the same file, read with (3,)
+    page.wait_text(ids.MODEL_INFO, "scripted.pt", timeout=15)
+    assert page.store_data(ids.MODEL_REF)["input_dim"] == [[3]]
+    page.settle()

@@ -1,7 +1,9 @@
 """Building the app, preloading files (``--model``/``--data``), and the command line."""
 
+import gzip
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -67,13 +69,52 @@ def test_preloaded_model_and_data_are_in_the_layout(tmp_path, files):
     assert (model_ref, data_ref) == preloaded_refs(Store.from_config(config), config)
 
 
-def test_preloaded_data_must_fit_the_model(tmp_path, files):
+def test_preloaded_data_with_a_label_column_starts_and_its_inputs_can_be_chosen(tmp_path, files):
     model, _ = files
-    wide = tmp_path / "wide.csv"
-    pd.DataFrame(np.ones((2, 5)), columns=list("abcde")).to_csv(wide, index=False)
-    config = Config(cache_dir=tmp_path / "cache", model_file=model, data_file=wide)
-    with pytest.raises(ValueError, match="expects"):
-        create_app(config)
+    weather = tmp_path / "weather.csv"
+    frame = pd.DataFrame(np.ones((2, 4)), columns=["age", "bmi", "bp", "label"])
+    frame.to_csv(weather, index=False)
+    config = Config(cache_dir=tmp_path / "cache", model_file=model, data_file=weather)
+    app = create_app(config)  # the page says what does not fit and lets the user choose
+    assert _store_data(app, ids.DATA_REF)["input_columns"] is None
+    chosen = parse_args(["--cache-dir", str(tmp_path / "cache"), "--model", str(model),
+                         "--data", str(weather), "--input-columns", "age, bmi,bp"])  # fmt: skip
+    assert chosen.input_columns == ("age", "bmi", "bp")
+    assert _store_data(create_app(chosen), ids.DATA_REF)["input_columns"] == ["age", "bmi", "bp"]
+    wrong = parse_args(["--cache-dir", str(tmp_path / "cache"), "--model", str(model),
+                        "--data", str(weather), "--input-columns", "age,bmi"])  # fmt: skip
+    with pytest.raises(ValueError, match=r"^--input-columns .*weather\.csv: .*expects"):
+        create_app(wrong)
+
+
+@pytest.mark.parametrize(
+    ("option", "problem"),
+    [("--model", "the file cannot be read"), ("--data", "the file cannot be read")],
+)
+def test_a_start_option_error_names_the_option_and_the_file(tmp_path, files, option, problem):
+    missing = tmp_path / "missing.csv"
+    given = {"--model": files[0], "--data": files[1], option: missing}
+    arguments = [part for pair in given.items() for part in map(str, pair)]
+    with pytest.raises(SystemExit, match=f"{option} {missing}: {problem}.*Check the path"):
+        main(["--cache-dir", str(tmp_path / "cache"), *arguments])
+
+
+def test_responses_are_compressed_and_bundles_cached(tmp_path):
+    client = create_app(Config(cache_dir=tmp_path / "cache")).server.test_client()
+    page = client.get("/", headers={"Accept-Encoding": "gzip"})
+    assert page.headers["Content-Encoding"] == "gzip"
+    html = gzip.decompress(page.data).decode()
+    bundle = re.search(r'src="(/_dash-component-suites/plotly/[^"]+)"', html) or re.search(
+        r'src="(/_dash-component-suites/dash/dash-renderer/[^"]+)"', html
+    )
+    script = client.get(bundle.group(1), headers={"Accept-Encoding": "gzip, br"})
+    assert script.headers["Content-Encoding"] in ("br", "gzip")
+    plain = client.get(bundle.group(1))
+    assert "Content-Encoding" not in plain.headers
+    assert len(script.data) < len(plain.data) / 2
+    assert "max-age" in script.headers.get("Cache-Control", "")  # fingerprinted: cached
+    layout = client.get("/_dash-layout", headers={"Accept-Encoding": "gzip"})
+    assert layout.headers["Content-Encoding"] == "gzip"
 
 
 def test_command_line_reports_a_bad_model_file_and_exits(tmp_path):

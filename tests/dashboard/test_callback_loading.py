@@ -136,14 +136,22 @@ def test_receive_a_json_spec(store, config, as_upload):
     assert model.methods == ALL_METHODS
 
 
-def test_receive_model_keeps_the_input_shape(store, config, as_upload):
+def test_the_input_shape_applies_to_torchscript_only(store, config, as_upload):
     contents = as_upload(json.dumps(_spec()).encode(), "application/json")
-    ref = receive_model(store, config, contents, "model.json", "3", SESSION)
-    assert ref["input_dim"] == [[3]]
-    with pytest.raises(
-        ValueError, match=r"^input_dim \[\(4,\)\] does not match the spec's input_dim \[\(3,\)\]\.$"
-    ):
-        receive_model(store, config, contents, "model.json", "4", SESSION)
+    # a JSON spec knows its input: a shape typed for TorchScript is not applied to it
+    ref = receive_model(store, config, contents, "model.json", "4", SESSION)
+    assert ref["input_dim"] is None
+    assert model_from_ref(store, ref, SESSION).input_dim == [(3,)]
+
+
+def test_names_typed_for_an_upload_replace_the_files(store, config, as_upload):
+    contents = as_upload(json.dumps(_spec()).encode(), "application/json")
+    ref = receive_model(store, config, contents, "model.json", None, SESSION, "no, yes", "a, b, c")
+    model = model_from_ref(store, ref, SESSION)
+    assert model.output_names == [["no", "yes"]]
+    assert model.input_names == [[["a", "b", "c"]]]
+    with pytest.raises(ValueError, match="output_names for output layer 1 has 3 names; it needs 2"):
+        receive_model(store, config, contents, "model.json", None, SESSION, "a, b, c")
 
 
 def test_a_pickled_module_is_refused_with_how_to_export(store, config, as_upload):

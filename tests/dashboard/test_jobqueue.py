@@ -137,8 +137,14 @@ def test_an_unknown_job_says_to_compute_again(board):
 
 
 def _record(store, config, method="Gradient", raw=None, rows=3, ref=IRIS):
-    request = compute.build(store, config, ref, ref, method, raw or {}, ["0:0"], rows, SESSION)
+    request = compute.build(store, config, _settings(ref, method, raw, ["0:0"], rows), SESSION)
     return request, job_record(request, "public", config)
+
+
+def _settings(ref, method, raw, outputs, rows) -> dict:
+    """What the page's :func:`compute.settings` reads: model and data ``ref``."""
+    return {"model": ref, "data": ref, "method": method, "raw": raw or {}, "outputs": outputs,
+            "rows": rows}  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -200,7 +206,7 @@ def runner(tmp_path):
 def _submit(runner, method="Gradient", raw=None, rows=3, ref=IRIS, session=SESSION, outputs=1):
     config, chosen = runner.config, [f"0:{k}" for k in range(outputs)]
     with Store.from_config(config) as store:
-        request = compute.build(store, config, ref, ref, method, raw or {}, chosen, rows, session)
+        request = compute.build(store, config, _settings(ref, method, raw, chosen, rows), session)
         return compute.submit(runner, store, config, request, session)
 
 
@@ -281,7 +287,7 @@ def test_a_job_that_ended_before_the_page_looked_still_delivers(board):
     result, _job, poll_disabled, *_, status, alert, alert_open = compute.follow(
         runner, {"id": "job", "request": {"method": "Gradient"}}, "tab"
     )
-    assert result == {"key": "job", "request": {"method": "Gradient"}}
+    assert result == {"key": "job", "request": {"method": "Gradient"}, "settings": None}
     assert poll_disabled is True and status == "Done."
     board.submit("failing", {}, "tab")
     board.claim_next(WORKER)

@@ -37,7 +37,7 @@ def _request(store, method="Gradient", raw=None, outputs=("0:0",), rows=5, model
         ({"outputs": ()}, r"^Select at least one output node\.$"),
         ({"rows": 0}, r"^Rows to explain must be a whole number ≥ 1; got 0\.$"),
         ({"rows": -3}, r"got -3\.$"),
-        ({"rows": None}, r"got None\.$"),
+        ({"rows": None}, r"got nothing \(the field is empty\)\.$"),
         ({"rows": True}, r"got True\.$"),
         ({"rows": 2.5}, r"got 2\.5\.$"),
         ({"rows": "4"}, r"got '4'\.$"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -29,9 +30,13 @@ from dashboard.callbacks.views import download
 from dashboard.jobs import build_request, request_owner, run_attribution, session_key
 from dashboard.methods import (
     METHOD_PARAMETERS,
+    PARAMETERS,
     FromData,
     canonical_params,
     engine_kwargs,
+    parameter_default,
+    parameter_problem,
+    parameter_text,
     rule_layer_types,
     run_method,
 )
@@ -107,11 +112,40 @@ def test_defaults_are_those_of_the_engine(iris, method):
 
 
 @pytest.mark.parametrize("method", ALL_METHODS)
-def test_empty_strings_and_none_take_the_default(iris, method):
-    raw = {name: "" for name in METHOD_PARAMETERS[method]}
-    assert canonical_params(method, raw, iris) == DEFAULTS[method]
-    raw = dict.fromkeys(METHOD_PARAMETERS[method])
-    assert canonical_params(method, raw, iris) == DEFAULTS[method]
+def test_an_empty_choice_takes_the_default_an_empty_number_field_is_refused(iris, method):
+    choices = [n for n in METHOD_PARAMETERS[method] if not PARAMETERS[n].numeric]
+    for empty in ("", None):
+        raw = dict.fromkeys(choices, empty)
+        assert canonical_params(method, raw, iris) == DEFAULTS[method]
+    numbers = [n for n in DEFAULTS[method] if PARAMETERS[n].numeric]
+    for name in numbers:
+        for empty in ("", None):
+            with pytest.raises(ValueError, match=f"^{name} is empty: type a value"):
+                canonical_params(method, {name: empty}, iris)
+
+
+@pytest.mark.parametrize(
+    ("method", "name", "value", "message"),
+    [
+        ("SmoothGrad", "noise_level", -0.3, "noise_level must be a number >= 0.0; got -0.3"),
+        ("SmoothGrad", "n", 0, "n must be an integer >= 1; got 0"),
+        ("SmoothGrad", "n", 2.5, "n must be an integer >= 1; got 2.5"),
+        ("SmoothGrad", "seed", "x", "seed must be an integer"),
+        ("Gradient", "times_input", "yes", "times_input must be True or False; got 'yes'"),
+    ],
+)
+def test_a_refused_value_is_never_replaced_by_the_default(iris, method, name, value, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        canonical_params(method, {name: value}, iris)
+    assert message in parameter_problem(method, name, value)
+    assert parameter_problem(method, name, parameter_default(method, name)) is None
+
+
+def test_each_method_that_shares_a_parameter_describes_it_in_its_own_words():
+    texts = {method: parameter_text(method, "n") for method in METHOD_PARAMETERS
+             if "n" in METHOD_PARAMETERS[method]}  # fmt: skip
+    assert len(set(texts.values())) == len(texts) == 3
+    assert "noisy" in texts["SmoothGrad"][1] and "path" in texts["IntegratedGradient"][1]
 
 
 def test_keys_the_method_does_not_take_are_dropped(iris):
@@ -175,7 +209,7 @@ def test_the_seed_is_a_canonical_whole_number(iris, method):
         ("SmoothGrad", {"n": 2.5}, ValueError, r"n must be an integer >= 1; got 2\.5\."),
         ("SmoothGrad", {"noise_level": -0.1}, ValueError, r"noise_level must be a number >= 0"),
         ("DeepSHAP", {"limit_ref": 0}, ValueError, r"limit_ref must be an integer >= 1"),
-        ("Gradient", {"times_input": "yes"}, TypeError, r"times_input must be True or False"),
+        ("Gradient", {"times_input": "yes"}, ValueError, r"times_input must be True or False"),
         ("Gradient", {"dtype": "half"}, ValueError,
          r"dtype 'half' is not allowed; choose one of float, double\."),
         ("DeepLift", {"reference": "median"}, ValueError,
