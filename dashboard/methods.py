@@ -268,8 +268,7 @@ def _checked(parameter: Parameter, value: Any) -> Any:
     page's input)."""
     if value is _EMPTY:
         raise ValueError(
-            f"{parameter.name} is empty: type a value (innsight's default is "
-            f"{parameter.default})."
+            f"{parameter.name} is empty: type a value (innsight's default is {parameter.default})."
         )
     try:
         return _checked_value(parameter, value)

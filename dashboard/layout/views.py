@@ -133,9 +133,7 @@ def table_tab() -> dbc.Tab:
         columnSize="responsiveSizeToFit",
         style={"height": "560px"},
     )
-    return dbc.Tab(
-        [buttons, grid, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table"
-    )
+    return dbc.Tab([buttons, grid, dcc.Download(id=ids.DOWNLOAD)], label="Table", tab_id="table")
 
 
 def model_tab() -> dbc.Tab:

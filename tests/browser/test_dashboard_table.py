@@ -177,4 +177,3 @@ def test_the_python_download_computes_the_npz_download_again(page, tmp_path):
 
     page.settle()
     assert page.duo.get_logs() == []
-

@@ -157,7 +157,7 @@ def _alert_in_view(page) -> bool:
         "return [r.top, r.bottom, window.innerHeight];",
         page.element(ids.ERROR_ALERT),
     )
-    return 0 <= rect[0] and rect[1] <= rect[2]
+    return rect[0] >= 0 and rect[1] <= rect[2]
 
 
 def test_every_upload_gets_an_answer_in_view(page, model_json, tmp_path, monkeypatch):

@@ -30,8 +30,14 @@ def test_a_documented_bad_input_error_shows_its_own_message(error, caplog):
     assert caplog.records == []
 
 
-@pytest.mark.parametrize("error", [TypeError("unsupported operand"), KeyError("shape"),
-                                   AttributeError("'NoneType' object has no attribute 'x'")])
+@pytest.mark.parametrize(
+    "error",
+    [
+        TypeError("unsupported operand"),
+        KeyError("shape"),
+        AttributeError("'NoneType' object has no attribute 'x'"),
+    ],
+)
 def test_a_bug_is_logged_with_its_traceback_and_shown_as_an_internal_error(error, caplog):
     def broken():
         raise error

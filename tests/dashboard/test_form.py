@@ -29,7 +29,12 @@ def test_refused_numbers_are_named_with_the_requests_message():
 
 @pytest.mark.parametrize(
     ("rows", "text"),
-    [(0, "got 0."), (-3, "got -3."), (3.5, "got 3.5."), (None, "got nothing (the field is empty).")],
+    [
+        (0, "got 0."),
+        (-3, "got -3."),
+        (3.5, "got 3.5."),
+        (None, "got nothing (the field is empty)."),
+    ],
 )
 def test_rows_say_what_was_typed(rows, text):
     message, invalid = rows_feedback(rows, 150)
