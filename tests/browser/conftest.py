@@ -89,8 +89,10 @@ class Page:
         return self.duo.wait_for_element(self.selector(component_id), timeout=timeout)
 
     def click(self, component_id: str) -> None:
-        """A real click (it fails if something covers the element)."""
-        self.reveal(self.wait_for(component_id)).click()
+        """A real click, once the element is enabled (it fails if something covers it)."""
+        element = self.reveal(self.wait_for(component_id))
+        until(element.is_enabled, timeout=15, msg=f"{component_id} stayed disabled")
+        element.click()
 
     def choose(self, dropdown_id: str, label: str) -> None:
         """Open a single-choice ``dcc.Dropdown`` and click the option shown as ``label``."""
