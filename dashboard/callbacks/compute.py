@@ -81,13 +81,13 @@ def staleness(shown: dict | None, chosen: dict[str, Any]) -> tuple:
     """The stale notice (text, open) and the result reference for the page's settings
     now: a result for another model or data is dropped (its figures, table and downloads
     go with it), one for other method settings is marked as such."""
-    if not shown or "settings" not in shown:
+    was = shown.get("settings") if isinstance(shown, dict) else None
+    if not isinstance(was, dict):  # none yet, or a reference the page did not make
         return None, False, no_update
-    was = shown["settings"]
-    if (was["model"], was["data"]) != (chosen["model"], chosen["data"]):
+    if (was.get("model"), was.get("data")) != (chosen["model"], chosen["data"]):
         return None, False, None
     if was != chosen:
-        changed = [words for name, words in _SETTING_WORDS.items() if was[name] != chosen[name]]
+        changed = [words for name, words in _SETTING_WORDS.items() if was.get(name) != chosen[name]]
         text = (
             f"The result below is for other settings ({', '.join(changed)} changed since). "
             "Press Compute to update it."

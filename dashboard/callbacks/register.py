@@ -171,11 +171,11 @@ def _form_callbacks(app: Dash) -> None:
         Output(ids.parameter_feedback(ALL), "children"),
         Output(ids.parameter_box(ALL), "className"),
         Input(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
-        State(ids.METHOD_SELECT, "value"),
+        State(ids.parameter_feedback(ALL), "id"), State(ids.METHOD_SELECT, "value"),
     )  # fmt: skip
-    def check_parameters(values, value_ids, method):
+    def check_parameters(values, value_ids, feedback_ids, method):
         problems = form.parameter_problems(method, values, value_ids)
-        names = [output["id"]["name"] for output in ctx.outputs_list[0]]
+        names = [feedback["name"] for feedback in feedback_ids]
         return (
             [problems.get(name) for name in names],
             [INVALID if name in problems else VALID for name in names],

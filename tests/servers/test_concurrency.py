@@ -184,7 +184,12 @@ def test_another_tabs_upload_is_refused(server, owner, kind, name, public):
 
 def test_another_tabs_result_is_refused(server, owner):
     tab = intruder(server.url)
-    tab.set("result-ref", "data", owner.get("result-ref", "data"))
+    replayed = owner.get("result-ref", "data")
+    tab.set("result-ref", "data", replayed)  # for the owner's model and data: dropped
+    assert tab.get("result-ref", "data") is None
+    assert not tab.get("individual-rows", "options")
+    # without its settings it stays on the page: the server's session check refuses it
+    tab.set("result-ref", "data", {k: v for k, v in replayed.items() if k != "settings"})
     assert_refused(tab, hint="does not belong to this page")
     assert not tab.get("individual-rows", "options")
     tab.set("view-tabs", "active_tab", "table")
