@@ -95,3 +95,35 @@ def test_a_refused_value_is_marked_with_the_reason_and_nothing_runs(page):
     assert result["request"]["params"]["n"] == 10
     assert result["request"]["params"]["noise_level"] == 0.2
     page.settle()
+
+
+def _in_view(page, component_id: str) -> bool:
+    top, bottom, height = page.driver.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); "
+        "return [r.top, r.bottom, window.innerHeight];",
+        page.element(component_id),
+    )
+    return top >= 0 and bottom <= height
+
+
+def test_on_a_laptop_screen_compute_and_the_picture_are_in_view(page):
+    page.driver.set_window_size(1366, 768)
+    hint = until(lambda: page.figure(ids.INDIVIDUAL_GRAPH), timeout=10)
+    assert hint["types"] == [] and hint["annotations"] == [HINT]  # no empty axes: a hint
+    _pick(page, demo_data.metadata("digits"), "LRP")
+    page.wait_for(ids.rule("rule_name", "Conv2D_Layer"))
+    # the rarely changed parameters are folded away; the method's own are shown
+    more = page.element(ids.parameter_box("winner_takes_all"))
+    assert not more.is_displayed() and page.element(ids.rule("rule_name", "Dense_Layer"))
+    page.driver.execute_script("document.querySelector('.control-column').scrollTop = 0")
+    assert _in_view(page, ids.COMPUTE_BUTTON)  # the Compute bar stays at the bottom
+    page.element(ids.COMPUTE_BUTTON).click()
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
+    page.wait_figure(ids.INDIVIDUAL_GRAPH, "heatmap")
+    assert _in_view(page, ids.COMPUTE_BUTTON)
+    top = page.driver.execute_script(
+        "return document.querySelector(arguments[0]).getBoundingClientRect().top;",
+        f"#{ids.INDIVIDUAL_GRAPH} .main-svg",
+    )
+    assert top < 300  # the picture starts in the upper half of the window
+    page.settle()
