@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import dash_ag_grid as dag
 import dash_bootstrap_components as dbc
 import plotly.graph_objects as go
@@ -16,16 +18,17 @@ HINT = "No result yet: pick a demo (or upload a model and data), choose a method
 """What the result graphs show before there is a result."""
 
 
-def note_figure(text: str = HINT) -> go.Figure:
+@lru_cache(maxsize=16)
+def note_figure(text: str = HINT) -> dict:
     """A figure of one line of text and no axes (before a result, or where a view has
-    nothing to draw)."""
+    nothing to draw), as plotly JSON; made once per text: every page load draws one."""
     figure = go.Figure()
     figure.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.update_layout(height=160, margin={"l": 10, "r": 10, "t": 10, "b": 10},
                          plot_bgcolor="white")  # fmt: skip
-    return figure
+    return figure.to_plotly_json()
 
 
 def _labelled(label: str, control) -> dbc.Col:

@@ -200,9 +200,9 @@ def test_global_connection_weights_gives_a_note(store, compute):
         warnings.simplefilter("error")  # the data is not passed to the global variant
         ref = compute("iris", "ConnectionWeights", {}, ("0:0", "0:1"), 5)
     figure = global_figure(store, ref, SESSION, ["0:0"], "abs", None)
-    assert len(figure.data) == 0
-    (note,) = figure.layout.annotations
-    assert note.text.startswith("Global Connection Weights explains no data points")
+    assert figure["data"] == []
+    (note,) = figure["layout"]["annotations"]
+    assert note["text"].startswith("Global Connection Weights explains no data points")
     individual = individual_figure(store, ref, SESSION, [0], ["0:0", "0:1"], "sum", [])
     assert _types(individual) == {"bar"} and len(individual.data) == 2
     local = compute("iris", "ConnectionWeights", {"times_input": True}, ("0:0",), 5)
