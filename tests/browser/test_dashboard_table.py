@@ -63,10 +63,12 @@ def _first(page, column: str) -> tuple[int, str]:
     return until(shown, timeout=10, msg=f"no {column} cells shown")
 
 
-def _row_count(page) -> int:
-    """The number of rows the paging panel reports (``1 to 100 of 600``)."""
+def _row_count(page) -> int | None:
+    """The number of rows the paging panel reports (``1 to 100 of 600``); None while the
+    grid still asks for them (``… of more``)."""
     text = page.duo.find_element(f"{GRID} .ag-paging-row-summary-panel").text
-    return int(text.split("of")[-1].strip())
+    count = text.split("of")[-1].strip()
+    return int(count) if count.isdigit() else None
 
 
 def _wait_first(page, column: str, want: str) -> None:
