@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[1:1] = [str(ROOT), str(ROOT / "tests")]  # the root first: tests/attribution is a test folder
+# the root before tests/, whose attribution/ folder holds tests, not the engine
+sys.path[1:1] = [str(ROOT), str(ROOT / "tests")]
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
