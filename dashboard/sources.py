@@ -44,6 +44,14 @@ def owner_of_ref(ref: dict[str, Any], session: str) -> str:
     return PUBLIC if ref.get("public") else session
 
 
+def ref_key(ref: dict[str, Any] | None, session: str) -> tuple | None:
+    """What a reference of ``session`` reads, as a memo key: the reference and its owner
+    (everyone's for a demo)."""
+    if ref is None:
+        return None
+    return _canonical(ref), PUBLIC if ref.get("kind") == "demo" else owner_of_ref(ref, session)
+
+
 def model_from_ref(store: Store, ref: dict[str, Any], session: str) -> LoadedModel:
     """The model a reference of ``session`` points to (raises ValueError with the reason
     if it cannot be read or converted, KeyError if it is not the session's). The last few
@@ -54,7 +62,7 @@ def model_from_ref(store: Store, ref: dict[str, Any], session: str) -> LoadedMod
         with _LOADING:
             return _load_model(store, ref, owner)
 
-    return MODELS.get((_canonical(ref), owner, repr(store.upload_limits)), load)
+    return MODELS.get((*ref_key(ref, session), repr(store.upload_limits)), load)
 
 
 def _load_model(store: Store, ref: dict[str, Any], owner: str) -> LoadedModel:
@@ -85,7 +93,7 @@ def data_from_ref(
     """The data a reference of ``session`` points to, checked against nothing yet (see
     :func:`dashboard.uploads.check_data_fits`)."""
     owner = owner_of_ref(ref, session)
-    key = (_canonical(ref), owner, repr(model.input_dim), repr(store.upload_limits))
+    key = (*ref_key(ref, session), repr(model.input_dim), repr(store.upload_limits))
     return DATA.get(key, lambda: _read_data(store, ref, model, owner))
 
 

@@ -16,8 +16,9 @@ from attribution.converter.files import model_format
 from attribution.converter.loading import LoadedModel
 from dashboard.config import Config
 from dashboard.layout.parameters import output_options
+from dashboard.memo import LastUsed
 from dashboard.methods import rule_layer_types
-from dashboard.sources import data_from_ref, model_from_ref, reference_from_sha
+from dashboard.sources import data_from_ref, model_from_ref, ref_key, reference_from_sha
 from dashboard.store import Store
 from dashboard.uploads import (
     LoadedData,
@@ -212,10 +213,24 @@ def reference_sha(reference_ref: dict | None) -> str | None:
     return reference_ref["sha"] if reference_ref else None
 
 
+DESCRIBED: LastUsed[dict[str, Any]] = LastUsed(16)
+"""What the model and data cards show, by what the references read: a class picking the
+same demo builds its cards once (a data preview draws thumbnails: tens of ms)."""
+
+
 def describe(
     store: Store, model_ref: dict | None, data_ref: dict | None, session: str
 ) -> dict[str, Any]:
     """Everything the page shows about the loaded model and data (see the keys)."""
+    if model_ref is None:
+        return _describe(store, model_ref, data_ref, session)
+    key = (ref_key(model_ref, session), ref_key(data_ref, session), repr(store.upload_limits))
+    return DESCRIBED.get(key, lambda: _describe(store, model_ref, data_ref, session))
+
+
+def _describe(
+    store: Store, model_ref: dict | None, data_ref: dict | None, session: str
+) -> dict[str, Any]:
     empty = {
         "model_info": html.Span("No model loaded.", className="text-muted"),
         "data_info": html.Span("No data loaded.", className="text-muted"),
@@ -308,4 +323,5 @@ def _thumbnails(view: dict, count: int = 4) -> dcc.Graph:
     figure.update_xaxes(visible=False)
     figure.update_yaxes(visible=False)
     figure.update_layout(height=90, margin={"l": 0, "r": 0, "t": 4, "b": 4}, showlegend=False)
-    return dcc.Graph(figure=figure, config={"staticPlot": True}, className="mt-1")
+    # as plotly JSON: the card is memoised, and a dict is serialised for each page fast
+    return dcc.Graph(figure=figure.to_plotly_json(), config={"staticPlot": True}, className="mt-1")

@@ -25,6 +25,9 @@ from dashboard.store import Store
 
 RESULTS: LastUsed[AttributionResult] = LastUsed(8)
 """Results read in this process, by key."""
+FIGURES: LastUsed[go.Figure] = LastUsed(16)
+"""Grid figures drawn in this process, by result key and view choices (read only: Dash
+serialises them)."""
 
 
 def load_result(store: Store, result_ref: dict, session: str) -> AttributionResult:
@@ -96,15 +99,20 @@ def individual_figure(
     aggr_channels: str,
     options: list[str] | None,
 ) -> go.Figure:
-    """``result.plot(...)`` with the page's choices."""
+    """``result.plot(...)`` with the page's choices (the last few figures are kept: a
+    class following the teacher asks for the same one)."""
     result = load_result(store, result_ref, session)
     options = options or []
-    return result.plot(
-        data_idx=rows or [0] if result.has_data else 0,
-        output_idx=_output_idx(result, nodes),
-        aggr_channels=aggr_channels or "sum",
-        same_scale="same_scale" in options,
-        show_preds="show_preds" in options,
+    choices = (tuple(rows or ()), tuple(nodes or ()), aggr_channels, tuple(sorted(options)))
+    return FIGURES.get(
+        (result_ref["key"], *choices),
+        lambda: result.plot(
+            data_idx=rows or [0] if result.has_data else 0,
+            output_idx=_output_idx(result, nodes),
+            aggr_channels=aggr_channels or "sum",
+            same_scale="same_scale" in options,
+            show_preds="show_preds" in options,
+        ),
     )
 
 
