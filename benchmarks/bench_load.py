@@ -24,9 +24,12 @@ number of rows (LRP) and its own seed (SmoothGrad), so that 60 jobs queue and ru
 A result is correct when it equals the engine's, computed once in this process (both
 requests are public: every user asks the same one, so they must also agree). A user whose
 job fails or shows an alert is "failed"; one without a result within ``--timeout`` is
-"hung". Meanwhile another thread loads the page (``/``, ``/_dash-layout``,
-``/_dash-dependencies``) over and over, and another samples the memory (RSS) of the
-server and all its child processes (with Redis and the Celery worker in Celery mode).
+"hung". Meanwhile another process loads the page (``/``, ``/_dash-layout``,
+``/_dash-dependencies``) every 0.5 s (a process of its own, as a visitor's browser is:
+its times are the server's, not those of this process's busy threads), and a thread
+samples the memory (RSS) of the server and all its child processes (with Redis and the
+Celery worker in Celery mode). ``--server gunicorn`` serves the page with gunicorn (two
+processes) instead of ``python -m dashboard``.
 
 Times: click → result is from the Compute request to the poll answer that set the result;
 click → grid adds the chained callbacks the page then runs (view options, the grid figure).
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import multiprocessing
 import os
 import shutil
 import socket
@@ -51,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from harness import format_table  # puts the root and tests/ on the path
 from support.dash_client import (
+    SERVER_KINDS,
     ComputeFailed,
     DashTab,
     ServerProcess,
@@ -116,9 +121,9 @@ class Servers:
             process.stop()
 
 
-def start_servers(work: Path, celery: int) -> Servers:
+def start_servers(work: Path, celery: int, kind: str = "embedded") -> Servers:
     if not celery:
-        return Servers(start_dashboard("embedded", work / "cache"))
+        return Servers(start_dashboard(kind, work / "cache"))
     port = free_port()
     redis_url = f"redis://127.0.0.1:{port}/0"
     redis = start_process(
@@ -137,7 +142,7 @@ def start_servers(work: Path, celery: int) -> Servers:
             env={"INNSIGHT_REDIS_URL": redis_url, "INNSIGHT_TORCH_THREADS": threads},
         )  # fmt: skip
         others.append(worker)
-        dashboard = start_dashboard("embedded", work / "cache", "--redis-url", redis_url)
+        dashboard = start_dashboard(kind, work / "cache", "--redis-url", redis_url)
     except BaseException:
         for process in reversed(others):
             process.stop()
@@ -220,14 +225,27 @@ def user(
                             if c.status == 204 or c.status >= 400]  # fmt: skip
 
 
-def measure_page_loads(url: str, stop: threading.Event, loads: list[float]) -> None:
+def measure_page_loads(url: str, stop, ready, loads) -> None:
+    """Load the page every 0.5 s until ``stop``, putting the seconds each took into the
+    ``loads`` queue; ``ready`` once the first (not counted) load is done. Run in a process
+    of its own, as a visitor's browser is: the 30 users' threads of this process would
+    make it wait for the interpreter lock, and the time would be the load generator's."""
+    DashTab(url).open(initial_callbacks=False)
+    ready.set()
     while not stop.is_set():
         try:
-            loads.append(DashTab(url).open(initial_callbacks=False))
+            loads.put(DashTab(url).open(initial_callbacks=False))
         except Exception as error:  # a failed page load counts as one
             print(f"page load failed: {error}", file=sys.stderr)
-            loads.append(float("inf"))
+            loads.put(float("inf"))
         stop.wait(0.5)
+
+
+def _drained(queue) -> list[float]:
+    found = []
+    while not queue.empty():
+        found.append(queue.get())
+    return found
 
 
 def sample_memory(servers: Servers, stop: threading.Event, peak: list[int]) -> None:
@@ -290,7 +308,8 @@ def report(
               "grid p50 s", "grid p95 s")  # fmt: skip
     table = format_table(header, rows, args.markdown, numeric=range(1, len(header)))
     bad = sum(len(log.bad_statuses) for log in logs)
-    mode = f"Celery, {args.celery} worker process(es)" if args.celery else "embedded"
+    mode = f"Celery, {args.celery} worker process(es)" if args.celery else "embedded queue"
+    mode += f", {'gunicorn (2 processes)' if args.server == 'gunicorn' else 'python -m dashboard'}"
     mode += ", distinct requests" if args.distinct else ", the same request for all"
     user_loads = [1e3 * log.page_load for log in logs]
     lines = [
@@ -322,6 +341,10 @@ def main(argv: list[str] | None = None) -> None:
         "--distinct", action="store_true",
         help="every user asks for its own rows (LRP) and seed (SmoothGrad): all jobs run",
     )  # fmt: skip
+    parser.add_argument(
+        "--server", choices=SERVER_KINDS, default="embedded",
+        help="python -m dashboard (embedded) or gunicorn with 2 worker processes",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args(argv)
     if args.celery and shutil.which("redis-server") is None:
@@ -333,16 +356,21 @@ def main(argv: list[str] | None = None) -> None:
         for k in range(args.users)
     }
     work = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    servers = start_servers(work, args.celery)
+    servers = start_servers(work, args.celery, args.server)
     troubled = True
     try:
         url = servers.dashboard.url
         warm_up(url, args.timeout)
-        stop, loads, peak = threading.Event(), [], [servers.rss()]
-        watchers = [
-            threading.Thread(target=measure_page_loads, args=(url, stop, loads), daemon=True),
-            threading.Thread(target=sample_memory, args=(servers, stop, peak), daemon=True),
-        ]
+        stop, peak = threading.Event(), [servers.rss()]
+        spawn = multiprocessing.get_context("spawn")
+        probe_stop, probe_ready, probe_loads = spawn.Event(), spawn.Event(), spawn.Queue()
+        prober = spawn.Process(
+            target=measure_page_loads, args=(url, probe_stop, probe_ready, probe_loads)
+        )
+        prober.start()
+        if not probe_ready.wait(120):
+            raise RuntimeError("the page-load prober did not start")
+        watchers = [threading.Thread(target=sample_memory, args=(servers, stop, peak), daemon=True)]
         for watcher in watchers:
             watcher.start()
         logs = [UserLog() for _ in range(args.users)]
@@ -362,8 +390,11 @@ def main(argv: list[str] | None = None) -> None:
             thread.join(timeout=max(1.0, 3 * args.timeout - (time.perf_counter() - start)))
         wall = time.perf_counter() - start
         stop.set()
+        probe_stop.set()
         for watcher in watchers:
             watcher.join(timeout=10)
+        loads = _drained(probe_loads)
+        prober.join(timeout=10)
         print(report(args, logs, expected, loads, peak[0], wall))
         troubled = any(
             log.bad_statuses or any(o.state != "ok" for o in log.outcomes.values()) for log in logs
