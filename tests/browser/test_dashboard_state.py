@@ -127,3 +127,19 @@ def test_on_a_laptop_screen_compute_and_the_picture_are_in_view(page):
     )
     assert top < 300  # the picture starts in the upper half of the window
     page.settle()
+
+
+_BUNDLES = """
+return performance.getEntriesByType('resource')
+    .filter(e => e.name.includes('/_dash-component-suites/'))
+    .map(e => [e.name, e.transferSize, e.decodedBodySize]);
+"""
+
+
+def test_the_browser_gets_the_page_compressed(page):
+    until(lambda: "No model loaded." in page.text(ids.MODEL_INFO), timeout=20)
+    bundles = until(lambda: page.driver.execute_script(_BUNDLES), timeout=10)
+    on_wire, decoded = sum(b[1] for b in bundles), sum(b[2] for b in bundles)
+    assert decoded > 3e6  # plotly, React, the components: megabytes of script
+    assert on_wire < decoded / 2, bundles  # zstd, brotli or gzip on the way
+    page.settle()
