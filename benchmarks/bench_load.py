@@ -311,6 +311,7 @@ def report(
     mode = f"Celery, {args.celery} worker process(es)" if args.celery else "embedded queue"
     mode += f", {'gunicorn (2 processes)' if args.server == 'gunicorn' else 'python -m dashboard'}"
     mode += ", distinct requests" if args.distinct else ", the same request for all"
+    mode += f", users at nice {args.client_niceness}" if args.client_niceness else ""
     user_loads = [1e3 * log.page_load for log in logs]
     lines = [
         f"{args.users} users, {mode}, {os.cpu_count()} cores, {wall:.0f} s in all",
@@ -345,6 +346,11 @@ def main(argv: list[str] | None = None) -> None:
         "--server", choices=SERVER_KINDS, default="embedded",
         help="python -m dashboard (embedded) or gunicorn with 2 worker processes",
     )  # fmt: skip
+    parser.add_argument(
+        "--client-niceness", type=int, default=0, metavar="N",
+        help="run the simulated users at this nice value (a classroom's browsers run on "
+        "other machines; 10: they take no more CPU from the server than its jobs do)",
+    )  # fmt: skip
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args(argv)
     if args.celery and shutil.which("redis-server") is None:
@@ -370,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         prober.start()
         if not probe_ready.wait(120):
             raise RuntimeError("the page-load prober did not start")
+        os.nice(args.client_niceness)  # the users' threads; servers and prober keep theirs
         watchers = [threading.Thread(target=sample_memory, args=(servers, stop, peak), daemon=True)]
         for watcher in watchers:
             watcher.start()
