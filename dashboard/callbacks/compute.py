@@ -72,30 +72,6 @@ def cached(store: Store, request: dict, session: str, chosen: dict[str, Any]) ->
     return {"key": key, "request": request, "settings": chosen}
 
 
-_SETTING_WORDS = {
-    "method": "the method", "raw": "its parameters", "outputs": "the outputs", "rows": "the rows"
-}  # fmt: skip
-
-
-def staleness(shown: dict | None, chosen: dict[str, Any]) -> tuple:
-    """The stale notice (text, open) and the result reference for the page's settings
-    now: a result for another model or data is dropped (its figures, table and downloads
-    go with it), one for other method settings is marked as such."""
-    was = shown.get("settings") if isinstance(shown, dict) else None
-    if not isinstance(was, dict):  # none yet, or a reference the page did not make
-        return None, False, no_update
-    if (was.get("model"), was.get("data")) != (chosen["model"], chosen["data"]):
-        return None, False, None
-    if was != chosen:
-        changed = [words for name, words in _SETTING_WORDS.items() if was.get(name) != chosen[name]]
-        text = (
-            f"The result below is for other settings ({', '.join(changed)} changed since). "
-            "Press Compute to update it."
-        )
-        return text, True, no_update
-    return None, False, no_update
-
-
 def submit(runner, store: Store, config: Config, request: dict, session: str) -> str:
     """Queue the request for ``session`` (or wait for the same job queued or running
     already); the job's id."""

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from dash import ALL, Dash, Input, Output, State, ctx, no_update
+from dash import ALL, ClientsideFunction, Dash, Input, Output, State, ctx, no_update
 
 from dashboard import ids
 from dashboard.callbacks import compute, form, loading, views
@@ -287,19 +287,18 @@ def _compute_callbacks(app: Dash, store: Store, config: Config, runner, session)
         except Exception as error:  # refusal tells bugs from bad input
             return (*([no_update] * (1 + len(JOB_VIEW))), *refusal(error))
 
-    @app.callback(
+    # In the browser (assets/dashboard.js, innsight.staleness): it follows every control,
+    # and a server round trip for each would load a busy server for nothing.
+    app.clientside_callback(
+        ClientsideFunction("innsight", "staleness"),
         Output(ids.STALE_NOTICE, "children"), Output(ids.STALE_NOTICE, "is_open"),
         Output(ids.RESULT_REF, "data", allow_duplicate=True),
         *[Output(button, "disabled") for button in DOWNLOADS],
-        *_settings(Input), Input(ids.RESULT_REF, "data"),
+        # a clientside callback takes its Inputs first, then its States (the ids)
+        *[d for d in _settings(Input) if isinstance(d, Input)], Input(ids.RESULT_REF, "data"),
+        *[d for d in _settings(Input) if not isinstance(d, Input)],
         prevent_initial_call="initial_duplicate",  # no downloads before a result
     )  # fmt: skip
-    def mark_stale(*args):
-        *values, shown = args
-        text, is_open, ref = compute.staleness(shown, compute.settings(*values))
-        # downloads are of the result shown, and only while it is for the page's settings
-        unavailable = not shown or is_open or ref is None
-        return (text, is_open, ref, *[unavailable] * len(DOWNLOADS))
 
     @app.callback(
         *JOB_VIEW,

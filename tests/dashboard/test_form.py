@@ -1,11 +1,10 @@
-"""The method form as the user types, and a result's settings against the page's now."""
+"""The method form as the user types (the stale check runs in the browser:
+tests/browser/test_dashboard_state.py)."""
 
 from __future__ import annotations
 
 import pytest
-from dash import no_update
 
-from dashboard.callbacks.compute import staleness
 from dashboard.callbacks.form import parameter_problems, rows_feedback
 
 IRIS = {"kind": "demo", "name": "iris"}
@@ -44,14 +43,3 @@ def test_rows_say_what_was_typed(rows, text):
 def test_rows_beyond_the_data_say_they_are_capped():
     assert rows_feedback(500, 150) == ("The data has 150 rows: all 150 will be explained.", False)
     assert rows_feedback(20.0, 150) == (None, False)
-
-
-def test_a_result_for_other_data_is_dropped_one_for_other_settings_marked():
-    shown = {"key": "k", "request": {}, "settings": SETTINGS}
-    assert staleness(shown, SETTINGS) == (None, False, no_update)
-    assert staleness(shown, {**SETTINGS, "model": DIGITS, "data": DIGITS}) == (None, False, None)
-    text, is_open, ref = staleness(shown, {**SETTINGS, "raw": {"n": 50, "noise_level": 0.3}})
-    assert is_open and ref is no_update
-    assert text.startswith("The result below is for other settings (its parameters changed")
-    text, *_ = staleness(shown, {**SETTINGS, "method": "Gradient", "rows": 5})
-    assert "(the method, the rows changed since)" in text

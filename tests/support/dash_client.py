@@ -155,7 +155,10 @@ class DashTab:
         seconds = time.perf_counter() - start
         self.props, self.ids, self.parents = {}, {}, {}
         self._add_components(layout, None)
-        self.callbacks = [_Callback.parse(spec) for spec in dependencies]
+        # the browser runs the clientside callbacks; a tab here asks the server only
+        self.callbacks = [
+            _Callback.parse(spec) for spec in dependencies if not spec.get("clientside_function")
+        ]
         if initial_callbacks:
             changed, added = set(), set()
             for callback in self.callbacks:
