@@ -172,6 +172,7 @@ def _form_callbacks(app: Dash) -> None:
         Output(ids.parameter_box(ALL), "className"),
         Input(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
         State(ids.parameter_feedback(ALL), "id"), State(ids.METHOD_SELECT, "value"),
+        prevent_initial_call=True,  # a new panel holds the defaults: nothing to say
     )  # fmt: skip
     def check_parameters(values, value_ids, feedback_ids, method):
         problems = form.parameter_problems(method, values, value_ids)
@@ -184,6 +185,7 @@ def _form_callbacks(app: Dash) -> None:
     @app.callback(
         Output(ids.ROWS_FEEDBACK, "children"), Output(ids.ROWS_INPUT, "invalid"),
         Input(ids.ROWS_INPUT, "value"), Input(ids.DATA_ROWS, "data"),
+        prevent_initial_call=True,  # the page starts with no data and a valid row count
     )  # fmt: skip
     def check_rows(rows, n_rows):
         return form.rows_feedback(rows, n_rows)
