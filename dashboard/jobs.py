@@ -138,10 +138,9 @@ def checked_rows(rows: Any) -> int:
 def clamped_notes(request: dict[str, Any], rows: Any, raw_params: dict[str, Any]) -> list[str]:
     """What the page says of the values ``request`` capped at the data's rows (the rows to
     explain, a background sample's size): what was asked and what is done instead."""
-    notes = []
-    if checked_rows(rows) > request["rows"]:
-        n_rows = request["rows"]
-        notes.append(f"Rows: {rows} asked, the data has {n_rows}: all {n_rows} explained.")
+    notes, asked_rows, n_rows = [], checked_rows(rows), request["rows"]
+    if asked_rows > n_rows:
+        notes.append(f"Rows: {asked_rows} asked, the data has {n_rows}: all {n_rows} explained.")
     size, asked = request["params"].get("sample_size"), raw_params.get("sample_size")
     if size is not None and isinstance(asked, (int, float)) and asked > size:
         notes.append(f"Sample size: {asked} asked, the data has {size} rows: all {size} drawn.")

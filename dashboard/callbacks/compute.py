@@ -8,6 +8,7 @@ from typing import Any
 from dash import no_update
 
 from dashboard import jobs
+from dashboard.callbacks import loading
 from dashboard.config import Config
 from dashboard.jobqueue.board import JobStatus
 from dashboard.jobqueue.execute import job_record
@@ -33,7 +34,7 @@ def settings(
     """The page's values a result is computed from: model, data, method, the parameters
     as typed (``raw``), the outputs and the rows."""
     raw = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
-    raw["reference_sha"] = reference_ref["sha"] if reference_ref else None
+    raw["reference_sha"] = loading.reference_sha(reference_ref)
     if rule_name_ids:
         raw["rule_name"] = {i["layer"]: v for i, v in zip(rule_name_ids, rule_names, strict=True)}
         raw["rule_param"] = {

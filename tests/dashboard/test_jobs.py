@@ -13,7 +13,14 @@ from support.dashboard import SESSION
 import attribution
 import demo_data
 from attribution import DeepLift
-from dashboard.jobs import build_request, parse_outputs, request_owner, run_attribution, session_key
+from dashboard.jobs import (
+    build_request,
+    clamped_notes,
+    parse_outputs,
+    request_owner,
+    run_attribution,
+    session_key,
+)
 from dashboard.methods import canonical_params, run_method
 from dashboard.store import Store
 
@@ -82,6 +89,17 @@ def test_rows_are_capped_at_the_data(store):
     assert _request(store, rows=1000)["rows"] == 50
     assert _request(store, rows=50)["rows"] == 50
     assert _request(store, rows=1)["rows"] == 1
+
+
+def test_capped_rows_and_samples_say_what_was_asked(store):
+    raw = {"background": "sample", "sample_size": 80}
+    capped = _request(store, "ExpectedGradient", raw, rows=1000.0)
+    assert clamped_notes(capped, 1000.0, raw) == [
+        "Rows: 1000 asked, the data has 50: all 50 explained.",
+        "Sample size: 80 asked, the data has 50 rows: all 50 drawn.",
+    ]
+    within = {**raw, "sample_size": 20}
+    assert clamped_notes(_request(store, "ExpectedGradient", within, rows=10), 10, within) == []
 
 
 def test_outputs_per_output_layer(store):
