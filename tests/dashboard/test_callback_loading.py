@@ -6,7 +6,9 @@ import hashlib
 import io
 import json
 import re
+import sys
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from support.dashboard import SESSION
 
 import demo_data
 from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS
+from attribution.errors import MissingDependencyError
 from dashboard.callbacks.loading import (
     demo_refs,
     describe,
@@ -142,6 +145,23 @@ def test_the_input_shape_applies_to_torchscript_only(store, config, as_upload):
     ref = receive_model(store, config, contents, "model.json", "4", SESSION)
     assert ref["input_dim"] is None
     assert model_from_ref(store, ref, SESSION).input_dim == [(3,)]
+
+
+@pytest.mark.parametrize(
+    ("module", "filename", "extra"),
+    [("keras", "model.keras", "pip install keras"), ("skops.io", "model.skops", "[sklearn]"),
+     ("onnx", "model.onnx", "[onnx]")],
+)  # fmt: skip
+def test_a_format_whose_extra_is_missing_says_what_to_install(
+    store, config, as_upload, monkeypatch, module, filename, extra
+):
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as members:
+        members.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {}}))
+    contents = as_upload(archive.getvalue(), "application/octet-stream")
+    with pytest.raises(MissingDependencyError, match=re.escape(extra)):
+        receive_model(store, config, contents, filename, None, SESSION)
 
 
 def test_names_typed_for_an_upload_replace_the_files(store, config, as_upload):
