@@ -116,6 +116,25 @@ class Servers:
     def rss(self) -> int:
         return sum(p.rss() for p in [self.dashboard, *self.others])
 
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU seconds (user + system) used so far by the web server's processes and by
+        the job workers (spawned by the server, or the Celery worker and Redis)."""
+        import psutil
+
+        web = jobs = 0.0
+        roots = [(self.dashboard, False)] + [(other, True) for other in self.others]
+        for server, all_jobs in roots:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                root = psutil.Process(server.process.pid)
+                for process in [root, *root.children(recursive=True)]:
+                    with contextlib.suppress(psutil.NoSuchProcess):
+                        spent = sum(process.cpu_times()[:2])
+                        if all_jobs or "multiprocessing" in " ".join(process.cmdline()):
+                            jobs += spent
+                        else:
+                            web += spent
+        return web, jobs
+
     def stop(self) -> None:
         for process in [self.dashboard, *reversed(self.others)]:
             process.stop()
@@ -226,7 +245,7 @@ def user(
 
 
 def measure_page_loads(url: str, stop, ready, loads) -> None:
-    """Load the page every 0.5 s until ``stop``, putting the seconds each took into the
+    """Load the page every 0.1 s until ``stop``, putting the seconds each took into the
     ``loads`` queue; ``ready`` once the first (not counted) load is done. Run in a process
     of its own, as a visitor's browser is: the 30 users' threads of this process would
     make it wait for the interpreter lock, and the time would be the load generator's."""
@@ -238,7 +257,12 @@ def measure_page_loads(url: str, stop, ready, loads) -> None:
         except Exception as error:  # a failed page load counts as one
             print(f"page load failed: {error}", file=sys.stderr)
             loads.put(float("inf"))
-        stop.wait(0.5)
+        stop.wait(0.1)
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _drained(queue) -> list[float]:
@@ -279,6 +303,7 @@ def report(
     loads: list[float],
     peak: int,
     wall: float,
+    cpu: tuple[float, float, float],
 ) -> str:
     rows = []
     for label in CASES:
@@ -324,6 +349,8 @@ def report(
         f"peak memory (RSS, server and children{', Redis, Celery' if args.celery else ''}): "
         f"{peak / 2**20:.0f} MiB",
         f"callback answers 204 or HTTP errors: {bad}",
+        f"CPU seconds during the class: web server {cpu[0]:.1f}, job workers {cpu[1]:.1f}, "
+        f"simulated users {cpu[2]:.1f}",
     ]
     return "\n".join(lines)
 
@@ -390,19 +417,22 @@ def main(argv: list[str] | None = None) -> None:
             )
             for k, log in enumerate(logs)
         ]
+        cpu_before = (*servers.cpu_seconds(), _own_cpu_seconds())
         start = time.perf_counter()
         for thread in users:
             thread.start()
         for thread in users:
             thread.join(timeout=max(1.0, 3 * args.timeout - (time.perf_counter() - start)))
         wall = time.perf_counter() - start
+        cpu_after = (*servers.cpu_seconds(), _own_cpu_seconds())
+        cpu = tuple(b - a for a, b in zip(cpu_before, cpu_after, strict=True))
         stop.set()
         probe_stop.set()
         for watcher in watchers:
             watcher.join(timeout=10)
         loads = _drained(probe_loads)
         prober.join(timeout=10)
-        print(report(args, logs, expected, loads, peak[0], wall))
+        print(report(args, logs, expected, loads, peak[0], wall, cpu))
         troubled = any(
             log.bad_statuses or any(o.state != "ok" for o in log.outcomes.values()) for log in logs
         )

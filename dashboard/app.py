@@ -5,10 +5,13 @@ with the command line's options
 
 from __future__ import annotations
 
-from functools import lru_cache
+import json
+import secrets
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from dash import Dash
+from dash._utils import to_json
 from flask_compress import Compress
 
 from dashboard.callbacks.register import register_callbacks
@@ -34,7 +37,7 @@ def create_app(config: Config | None = None) -> Dash:
     config = config or Config()
     store = Store.from_config(config)
     runner = make_runner(config)
-    app = Dash(
+    app = _Dashboard(
         __name__,
         title="innsight for Python",
         assets_folder=str(ASSETS),
@@ -47,12 +50,33 @@ def create_app(config: Config | None = None) -> Dash:
     app.server.config["MAX_CONTENT_LENGTH"] = config.max_upload_bytes * 4 // 3 + _BODY_OVERHEAD
     model_ref, data_ref = preloaded_refs(store, config)
     secret = store.secret()
-    app.layout = lambda: build_layout(
-        model_ref, data_ref, new_token(secret), config.trust_torchscript
-    )
+    app.layout = build_layout(model_ref, data_ref, _TOKEN_SLOT, config.trust_torchscript)
+    app.new_session = lambda: new_token(secret)
     register_callbacks(app, store, config, runner)
     app.runner = runner
     return app
+
+
+_TOKEN_SLOT = f"session-token-{secrets.token_hex(16)}"
+"""The layout's session token while its JSON is made; each page load puts a new one there."""
+
+
+class _Dashboard(Dash):
+    """A Dash app that serialises its layout once: each page load gets that JSON with a
+    fresh session token (``new_session()``) in place of :data:`_TOKEN_SLOT`. Making and
+    serialising the page's components took most of a page load's server time, and under a
+    classroom's load that time is what every visitor waits for, many times over."""
+
+    new_session: callable
+
+    @cached_property
+    def _layout_json(self) -> str:
+        return to_json(self.get_layout())
+
+    def serve_layout(self):
+        session = json.dumps(self.new_session())
+        body = self._layout_json.replace(json.dumps(_TOKEN_SLOT), session, 1)
+        return self.backend.make_response(body, mimetype="application/json")
 
 
 class BundleCache:

@@ -20,6 +20,7 @@ _POSITIVE = (
     "max_image_pixels",
     "max_instance_values",
     "workers",
+    "threads",
     "max_rows",
     "max_samples",
 )
@@ -76,6 +77,9 @@ class Config:
     workers : int, default=the number of cores
         Jobs that run at once; the rest wait in a queue. Each job gets
         ``max(1, cores // workers)`` torch threads.
+    threads : int, default=8
+        Request threads of the server (``python -m dashboard``; gunicorn has its own
+        options). Jobs run in worker processes, so the threads only answer requests.
     job_time_limit : float, default=300
         Seconds a job may run before it is stopped and reported as failed.
     max_rows : int, default=1000
@@ -112,6 +116,7 @@ class Config:
     max_instance_values: int = 4_000_000
     trust_torchscript: bool = False
     workers: int = field(default_factory=default_workers)
+    threads: int = 8
     job_time_limit: float = 300.0
     max_rows: int = 1000
     max_samples: int = 1000
@@ -230,6 +235,12 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "--workers", type=int, default=None, help="jobs run at once (the number of cores)"
     )
     parser.add_argument(
+        "--threads",
+        type=int,
+        default=defaults["threads"],
+        help="request threads of the server (%(default)s)",
+    )
+    parser.add_argument(
         "--job-time-limit",
         type=float,
         default=defaults["job_time_limit"],
@@ -266,6 +277,7 @@ def parse_args(argv: Sequence[str] | None = None) -> Config:
         "max_image_pixels": args.max_image_pixels,
         "max_instance_values": args.max_instance_values,
         "trust_torchscript": args.trust_torchscript,
+        "threads": args.threads,
         "job_time_limit": args.job_time_limit,
         "max_rows": args.max_rows,
         "max_samples": args.max_samples,

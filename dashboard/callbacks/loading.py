@@ -30,7 +30,7 @@ from dashboard.uploads import (
 
 SHOWN = {"display": "block"}  # the reference upload area's styles
 HIDDEN = {"display": "none"}
-_UPLOAD_CHOICES = ("reference", "background")  # the parameters that may be "upload"
+UPLOAD_CHOICES = ["reference", "background"]  # the parameters that may be "upload"
 
 
 def demo_refs(name: str) -> tuple[dict, dict]:
@@ -200,12 +200,6 @@ def receive_reference(
     rows = "1 row" if reference.n_rows == 1 else f"{reference.n_rows} rows"
     info = [html.B(filename), f": {rows}, {shapes}"]
     return {"sha": sha, "filename": filename}, info
-
-
-def area_style(values: list[Any], value_ids: list[dict]) -> dict:
-    """The reference area shows when the method's reference or background is "upload"."""
-    chosen = {i["name"]: v for i, v in zip(value_ids, values, strict=True)}
-    return SHOWN if any(chosen.get(name) == "upload" for name in _UPLOAD_CHOICES) else HIDDEN
 
 
 def reference_sha(reference_ref: dict | None) -> str | None:

@@ -5,6 +5,7 @@ reads only what that session may (:mod:`dashboard.sessions`)."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -208,23 +209,29 @@ def _reference_callbacks(app: Dash, store: Store, config: Config, session) -> No
             2,
         )
 
-    @app.callback(
+    # Both in the browser: neither needs the server, and each parameter panel or model a
+    # user opens would otherwise be a request to a busy server.
+    # Another model forgets the file: it was read in this model's shape (the same file may
+    # be uploaded again).
+    app.clientside_callback(
+        "function (_modelRef) { return [null, null, null]; }",
         Output(ids.REFERENCE_REF, "data", allow_duplicate=True),
         Output(ids.REFERENCE_INFO, "children", allow_duplicate=True),
         Output(ids.REFERENCE_UPLOAD, "contents"),
         Input(ids.MODEL_REF, "data"), prevent_initial_call=True,
     )  # fmt: skip
-    def forget_reference(_model_ref):
-        # read in the model's shape: another model needs another file (the same file may
-        # be uploaded again)
-        return None, None, None
-
-    @app.callback(
+    # The area shows when the method's reference or background is "upload".
+    app.clientside_callback(
+        f"""function (values, valueIds) {{
+            const uploads = valueIds.filter(function (id, i) {{
+                return {json.dumps(loading.UPLOAD_CHOICES)}.includes(id.name)
+                    && values[i] === "upload";
+            }});
+            return uploads.length ? {json.dumps(loading.SHOWN)} : {json.dumps(loading.HIDDEN)};
+        }}""",
         Output(ids.REFERENCE_AREA, "style"),
         Input(ids.parameter(ALL), "value"), State(ids.parameter(ALL), "id"),
     )  # fmt: skip
-    def show_reference_area(values, value_ids):
-        return loading.area_style(values, value_ids)
 
 
 JOB_VIEW = [

@@ -38,6 +38,10 @@ def test_uploaded_reference_row_gives_the_goal_f_x_minus_f_ref(page, tmp_path):
     assert not page.element(ids.REFERENCE_AREA).is_displayed()  # zeros: no upload needed
     _choose_radio(page, "reference", "upload")
     until(lambda: page.element(ids.REFERENCE_AREA).is_displayed(), timeout=5)
+    _choose_radio(page, "reference", "mean")
+    until(lambda: not page.element(ids.REFERENCE_AREA).is_displayed(), timeout=5)
+    _choose_radio(page, "reference", "upload")
+    until(lambda: page.element(ids.REFERENCE_AREA).is_displayed(), timeout=5)
     page.upload(ids.REFERENCE_UPLOAD, reference_csv)
     page.wait_text(ids.REFERENCE_INFO, "1 row, (batch, 4)", timeout=15)
     # The page keeps the file's sha256, never its bytes.

@@ -32,11 +32,22 @@ def files(tmp_path):
     return model, data
 
 
+def _components(node):
+    """Every component in a served layout's JSON."""
+    if isinstance(node, dict) and "props" in node:
+        yield node
+        node = node["props"].get("children")
+    for child in node if isinstance(node, list) else [node]:
+        if isinstance(child, dict):
+            yield from _components(child)
+
+
 def _store_data(app: Dash, component_id: str):
-    """The initial ``data`` of a ``dcc.Store`` in the app's layout."""
-    found = [c for c in app.layout()._traverse() if getattr(c, "id", None) == component_id]
+    """The initial ``data`` of a ``dcc.Store`` in the layout a page load gets."""
+    layout = app.server.test_client().get("/_dash-layout").get_json()
+    found = [c["props"] for c in _components(layout) if c["props"].get("id") == component_id]
     assert len(found) == 1
-    return found[0].data
+    return found[0].get("data")
 
 
 def test_app_starts_empty_without_files(tmp_path):
@@ -52,6 +63,12 @@ def test_every_page_load_gets_its_own_signed_session(tmp_path):
     secret = Store.from_config(Config(cache_dir=tmp_path / "cache")).secret()
     sessions = {session_of(secret, token) for token in tokens}
     assert len(sessions) == 3
+    # the page is otherwise the same for every load (served from one serialisation)
+    client = app.server.test_client()
+    pages = [client.get("/_dash-layout").get_data(as_text=True) for _ in range(2)]
+    tokens = [re.search(r'"data":\s*"([\w-]+\.[\w-]+)"', page).group(1) for page in pages]
+    assert tokens[0] != tokens[1]
+    assert pages[0].replace(tokens[0], "") == pages[1].replace(tokens[1], "")
     session, signature = tokens[0].split(".")
     for forged in (f"{session}.{'0' * len(signature)}", f"other.{signature}", session, None):
         with pytest.raises(ValueError, match="reload the page"):

@@ -264,14 +264,6 @@ def test_receiving_a_reference_keeps_only_its_sha(store, tmp_path, iris_x, as_up
                                     "bad.csv", IRIS, IRIS, SESSION)  # fmt: skip
 
 
-def test_the_reference_area_shows_for_upload_choices():
-    ids_ = [{"type": "parameter", "name": n} for n in ("n", "reference", "background")]
-    assert loading.area_style([5, "upload", None], ids_) == loading.SHOWN
-    assert loading.area_style([5, None, "upload"], ids_) == loading.SHOWN
-    assert loading.area_style([5, "mean", "sample"], ids_) == loading.HIDDEN
-    assert loading.area_style([], []) == loading.HIDDEN
-
-
 def test_background_controls_and_no_sha_control(iris):
     names = [
         c.id["name"]

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import requests
 from support.dash_client import CallbackError, ComputeFailed, DashTab
 from support.specs import DENSE_SPEC
 
@@ -238,3 +240,17 @@ def test_a_forged_token_shows_no_parameters_and_no_error(server):
     tab.choose_method("Gradient")
     assert failed_calls(tab) == []
     assert "parameter" not in json.dumps(tab.get("parameter-panel", "children"))
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_sent(server):
+    """A POST declaring 1 GB gets HTTP 413 from its headers alone: the server neither
+    waits for the body nor buffers it."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            b"POST /_dash-update-component HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 1000000000\r\n\r\n{"
+        )
+        status = connection.recv(4096).split(b"\r\n", 1)[0]
+    assert b" 413 " in status
+    assert requests.get(server.url, timeout=10).status_code == 200  # still serving
