@@ -16,7 +16,9 @@ from attribution.errors import MissingDependencyError, UnsupportedLayerError
 from attribution.methods.connection_weights import ConnectionWeights
 from attribution.methods.deeplift import DeepLift, DeepSHAP
 from attribution.methods.gradient import ExpectedGradient, Gradient, IntegratedGradient, SmoothGrad
+from attribution.methods.lime import LIME
 from attribution.methods.lrp import LRP
+from attribution.methods.shap import SHAP
 from attribution.methods.torch_direct import (
     torch_expgrad,
     torch_grad,
@@ -28,7 +30,9 @@ from attribution.result import AttributionResult
 __version__ = "0.1.0"
 
 __all__ = [
+    "LIME",
     "LRP",
+    "SHAP",
     "AttributionResult",
     "ConnectionWeights",
     "Converter",

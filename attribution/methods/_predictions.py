@@ -1,0 +1,186 @@
+"""Any model as a prediction function: the view LIME and SHAP take of what they explain.
+
+:func:`predictor` turns what the user passed (a ``Converter``, a torch module, a loaded
+TorchScript or ``torch.export`` program, a Keras model, a fitted scikit-learn estimator or
+pipeline, or a ``pred_fun``) into one function from channels-first tensors to a
+``(batch, n_outputs)`` matrix of predictions, with innsight's ``output_type``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from attribution.converter.converter import Converter
+
+OutputType = Literal["classification", "regression"]
+OUTPUT_TYPES = ("classification", "regression")
+_CLASSIFYING_ACTIVATIONS = {"softmax", "sigmoid", "tanh", "logistic"}  # innsight's set
+
+
+@dataclass
+class Predictor:
+    """Predictions of a model on channels-first float64 inputs (one tensor per input
+    layer), as a ``(batch, n_outputs)`` float64 tensor."""
+
+    predict: Callable[[list[Tensor]], Tensor]
+    output_type: OutputType
+    output_names: list[str] | None = None  # known labels (a classifier's classes)
+
+
+def predictor(
+    model: Any,
+    pred_fun: Callable | None,
+    output_type: str | None,
+    *,
+    channels_first: bool,
+    columns: Sequence[str] | None,
+) -> Predictor:
+    """The prediction function of ``model`` (or ``pred_fun``, which wins when given).
+
+    ``pred_fun(newdata)`` and models that are not torch get the data as the user passed
+    it: channels in the data's layout, a ``DataFrame`` with ``columns`` for tabular data
+    (so pipelines with column transformers work), else an array ``(batch, *input_dim)``.
+    ``output_type`` None is inferred as innsight does: classification when the model ends
+    in softmax or sigmoid (a Converter: softmax, sigmoid, tanh or logistic), or is a
+    scikit-learn classifier.
+
+    Raises
+    ------
+    TypeError
+        The model is none of the kinds above and no ``pred_fun`` is given.
+    """
+    if output_type is not None and output_type not in OUTPUT_TYPES:
+        raise ValueError(
+            f"output_type must be 'classification' or 'regression'; got {output_type!r}."
+        )
+    user_data = _UserData(channels_first, columns)
+    if pred_fun is not None:
+        if not callable(pred_fun):
+            raise TypeError(f"pred_fun must be callable; got {type(pred_fun).__name__}.")
+        return Predictor(
+            lambda xs: _matrix(pred_fun(user_data(xs)), "pred_fun"), output_type or "regression"
+        )
+    if isinstance(model, Converter):
+        return _converter_predictor(model, output_type)
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module()
+    if isinstance(model, nn.Module):
+        return _module_predictor(model, output_type)
+    if type(model).__module__.split(".")[0] == "keras":
+        return _keras_predictor(model, output_type, user_data)
+    if hasattr(model, "predict"):
+        return _sklearn_predictor(model, output_type, user_data)
+    raise TypeError(
+        f"model must be a Converter, a torch module or program, a Keras model or a fitted "
+        f"scikit-learn estimator; got {type(model).__name__}. Pass pred_fun(newdata) to "
+        "explain anything else (model may then be None)."
+    )
+
+
+@dataclass
+class _UserData:
+    """Channels-first tensors back in the layout the user's data had."""
+
+    channels_first: bool
+    columns: Sequence[str] | None
+
+    def __call__(self, inputs: list[Tensor]) -> Any:
+        arrays = [
+            x.numpy() if self.channels_first or x.ndim <= 2 else x.movedim(1, -1).numpy()
+            for x in inputs
+        ]
+        if len(arrays) == 1 and arrays[0].ndim == 2 and self.columns is not None:
+            return pd.DataFrame(arrays[0], columns=list(self.columns))
+        return arrays[0] if len(arrays) == 1 else arrays
+
+
+def _matrix(predictions: Any, source: str) -> Tensor:
+    """Predictions as a float64 ``(batch, n_outputs)`` tensor."""
+    if isinstance(predictions, pd.DataFrame | pd.Series):
+        predictions = predictions.to_numpy()
+    if isinstance(predictions, Tensor):
+        predictions = predictions.detach().cpu()
+    values = torch.as_tensor(np.asarray(predictions, dtype=np.float64))
+    if values.ndim == 0:
+        raise ValueError(f"{source} returned a single number; it must return one row per row.")
+    return values.reshape(len(values), -1)
+
+
+def _converter_predictor(converter: Converter, output_type: str | None) -> Predictor:
+    if len(converter.output_dim) != 1:
+        raise ValueError(
+            f"LIME and SHAP explain one output layer; this model has "
+            f"{len(converter.output_dim)}. Pass pred_fun returning the layer to explain."
+        )
+    model = converter.model_as("float")
+    [node] = [model.nodes[i] for i in model.output_nodes]
+    activation = getattr(node.layer.activation, "name", None)
+    inferred = "classification" if activation in _CLASSIFYING_ACTIVATIONS else "regression"
+
+    def predict(inputs: list[Tensor]) -> Tensor:
+        with torch.no_grad():
+            out = model.run([x.to(model.dtype) for x in inputs]).outputs[0]
+        return out.reshape(len(out), -1).double().cpu()
+
+    return Predictor(predict, output_type or inferred)
+
+
+def _module_predictor(module: nn.Module, output_type: str | None) -> Predictor:
+    parameter = next(module.parameters(), None)
+    dtype = parameter.dtype if parameter is not None else torch.float32
+    device = parameter.device if parameter is not None else torch.device("cpu")
+    last = list(module.children())[-1] if list(module.children()) else module
+    inferred = "classification" if isinstance(last, nn.Softmax | nn.Sigmoid) else "regression"
+
+    def predict(inputs: list[Tensor]) -> Tensor:
+        with torch.no_grad():
+            out = module(*[x.to(device=device, dtype=dtype) for x in inputs])
+        if not isinstance(out, Tensor):
+            raise TypeError(
+                f"{type(module).__name__} returns {type(out).__name__}; LIME and SHAP "
+                "explain models that return one tensor. Pass pred_fun for other outputs."
+            )
+        return out.reshape(len(out), -1).double().cpu()
+
+    return Predictor(predict, output_type or inferred)
+
+
+def _keras_predictor(model: Any, output_type: str | None, user_data: _UserData) -> Predictor:
+    activations = [
+        getattr(getattr(layer, "activation", None), "__name__", None)
+        for layer in model._output_layers  # noqa: SLF001 (keras has no public accessor)
+    ] if hasattr(model, "_output_layers") else []  # fmt: skip
+    inferred = (
+        "classification"
+        if activations and all(a in ("softmax", "sigmoid") for a in activations)
+        else "regression"
+    )
+    as_arrays = _UserData(user_data.channels_first, None)
+    return Predictor(
+        lambda xs: _matrix(model.predict(as_arrays(xs), verbose=0), "the Keras model"),
+        output_type or inferred,
+    )
+
+
+def _sklearn_predictor(model: Any, output_type: str | None, user_data: _UserData) -> Predictor:
+    from sklearn.base import is_classifier
+
+    classifies = is_classifier(model) and hasattr(model, "predict_proba")
+    kind = output_type or ("classification" if classifies else "regression")
+    method = model.predict_proba if kind == "classification" and classifies else model.predict
+    name = type(model).__name__
+
+    def predict(inputs: list[Tensor]) -> Tensor:
+        data = user_data([x.flatten(1) if x.ndim > 2 else x for x in inputs])
+        return _matrix(method(data), name)
+
+    classes = getattr(model, "classes_", None) if method is not model.predict else None
+    labels = None if classes is None else [str(c) for c in classes]
+    return Predictor(predict, kind, labels)
