@@ -153,15 +153,9 @@ def _module_predictor(module: nn.Module, output_type: str | None) -> Predictor:
 
 
 def _keras_predictor(model: Any, output_type: str | None, user_data: _UserData) -> Predictor:
-    activations = [
-        getattr(getattr(layer, "activation", None), "__name__", None)
-        for layer in model._output_layers  # noqa: SLF001 (keras has no public accessor)
-    ] if hasattr(model, "_output_layers") else []  # fmt: skip
-    inferred = (
-        "classification"
-        if activations and all(a in ("softmax", "sigmoid") for a in activations)
-        else "regression"
-    )
+    layers = getattr(model, "layers", None) or [None]
+    activation = getattr(getattr(layers[-1], "activation", None), "__name__", None)
+    inferred = "classification" if activation in ("softmax", "sigmoid") else "regression"
     as_arrays = _UserData(user_data.channels_first, None)
     return Predictor(
         lambda xs: _matrix(model.predict(as_arrays(xs), verbose=0), "the Keras model"),
