@@ -175,6 +175,6 @@ def _sklearn_predictor(model: Any, output_type: str | None, user_data: _UserData
         data = user_data([x.flatten(1) if x.ndim > 2 else x for x in inputs])
         return _matrix(method(data), name)
 
-    classes = getattr(model, "classes_", None) if method is not model.predict else None
+    classes = getattr(model, "classes_", None) if kind == "classification" and classifies else None
     labels = None if classes is None else [str(c) for c in classes]
     return Predictor(predict, kind, labels)
