@@ -3,6 +3,9 @@
 Dash-free: the page builds its controls from :data:`PARAMETERS` and
 :data:`METHOD_PARAMETERS`, and the background job calls :func:`run_method` with the canonical
 parameters of :func:`canonical_params`, which are also part of the result's cache key.
+The methods, the parameters each takes and their defaults come from the engine's catalogue
+(:mod:`attribution.methods.catalogue`); this module adds the page's labels, help, bounds
+and the parameters that only the page has (where a reference comes from).
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-import attribution
 from attribution._validation import check_bool, check_int, check_number
 from attribution.converter.loading import LoadedModel
+from attribution.methods import catalogue
 from attribution.methods.samplers import MAX_SEED
+from attribution.methods.torch_direct import TORCH_FUNCTIONS
 from attribution.result import AttributionResult
 from attribution.rules import DEEPLIFT_RULES, LRP_RULES, RULE_LAYER_TYPES
 
@@ -29,7 +33,7 @@ class Parameter:
 
     name: str
     label: str
-    default: Any
+    default: Any  # the page's own parameters only; the engine's come from its signature
     help: str
     kind: str  # "bool", "int", "float", "choice", "reference", "rules", "sha"
     choices: tuple = ()
@@ -73,6 +77,21 @@ PARAMETERS = {
         Parameter("limit_ref", "Reference rows (limit_ref)", 100, "At most this many rows "
                   "of the background set serve as DeepSHAP's references.", "int", minimum=1,
                   advanced=True),
+        Parameter("n_permutations", "Perturbed samples", None, "Perturbed copies of the "
+                  "data that LIME's local linear model is fitted on: more give steadier "
+                  "weights and take longer.", "int", minimum=2, maximum=20000),
+        Parameter("n_bins", "Bins per feature", None, "Quantile bins each feature of the "
+                  "reference data is cut into; a perturbed value is drawn inside a bin.",
+                  "int", minimum=1, maximum=20, advanced=True),
+        Parameter("ridge_lambda", "Ridge penalty (λ)", None, "The penalty of LIME's ridge "
+                  "regression on standardised features.", "float", minimum=0.0,
+                  advanced=True),
+        Parameter("nsim", "Simulations (nsim)", None, "Monte-Carlo simulations per feature "
+                  "and row: more give steadier Shapley values.", "int", minimum=1,
+                  maximum=100),
+        Parameter("adjust", "Sum to the goal", None, "Shift the values so they sum exactly "
+                  "to f(x) − mean f(background), by each value's variance (needs nsim ≥ 2).",
+                  "bool"),
         Parameter("rule_name", "Rule per layer type", "simple", "LRP: simple, epsilon, "
                   "alpha_beta (pass: BatchNorm only). DeepLift/DeepSHAP: rescale or "
                   "reveal_cancel.", "rules"),
@@ -90,22 +109,26 @@ PARAMETERS = {
 }  # fmt: skip
 """Every parameter the page can show, with innsight's default and a one-line help."""
 
-_COMMON = ("ignore_last_act", "dtype")
-_REFERENCE = ("reference", "reference_row", "reference_sha")
-_BACKGROUND = ("background", "sample_size", "sample_seed", "reference_sha")
+_FROM_DATA = {
+    "x_ref": ("reference", "reference_row", "reference_sha"),
+    "data_ref": ("background", "sample_size", "sample_seed", "reference_sha"),
+}
+"""The page's controls for the engine's reference arguments (see :func:`engine_kwargs`)."""
 UPLOADED_ONLY = ("reference_sha",)
 """Parameters the page sets from the reference upload, not from a control of the panel."""
-METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {
-    "Gradient": ("times_input", *_COMMON),
-    "SmoothGrad": ("times_input", "n", "noise_level", "seed", *_COMMON),
-    "IntegratedGradient": ("times_input", "n", *_REFERENCE, *_COMMON),
-    "ExpectedGradient": ("n", "seed", *_BACKGROUND, *_COMMON),
-    "LRP": ("rule_name", "rule_param", "winner_takes_all", *_COMMON),
-    "DeepLift": ("rule_name", *_REFERENCE, "winner_takes_all", *_COMMON),
-    "DeepSHAP": ("rule_name", "limit_ref", "seed", *_BACKGROUND, "winner_takes_all", *_COMMON),
-    "ConnectionWeights": ("times_input", "dtype"),
-}
-"""The parameters each method takes."""
+
+
+def _page_parameters(method: str) -> tuple[str, ...]:
+    """The method's engine parameters that the page shows, in signature order, with the
+    reference arguments as the page's controls for them."""
+    names: list[str] = []
+    for name in catalogue.parameters(method):
+        names += _FROM_DATA.get(name, (name,) if name in PARAMETERS else ())
+    return tuple(names)
+
+
+METHOD_PARAMETERS: dict[str, tuple[str, ...]] = {m: _page_parameters(m) for m in catalogue.METHODS}
+"""The parameters each method takes (read from the engine's signatures)."""
 
 METHOD_TEXTS: dict[tuple[str, str], tuple[str, str]] = {
     ("SmoothGrad", "n"): ("Noisy copies (n)", "How many noisy copies of each input are "
@@ -132,26 +155,22 @@ def parameter_text(method: str, name: str) -> tuple[str, str]:
 
 
 def parameter_default(method: str, name: str) -> Any:
-    """innsight's default of ``method``'s parameter ``name``."""
-    return METHOD_DEFAULTS.get(method, {}).get(name, PARAMETERS[name].default)
+    """The default of ``method``'s parameter ``name``: the engine's (innsight's), but 0 for
+    ``seed`` (the engine's None draws from torch's global generator; the page's requests
+    are reproducible), and the page's own for the parameters only it has."""
+    if name == "seed" or name not in catalogue.parameters(method):
+        return PARAMETERS[name].default
+    return catalogue.parameters(method)[name]
 
 
 def parameter_problem(method: str, name: str, value: Any) -> str | None:
     """Why a value typed into ``method``'s field ``name`` is refused (the message
     :func:`canonical_params` raises), or None when it is allowed."""
     try:
-        _checked(PARAMETERS[name], _typed(method, name, value))
+        _checked(PARAMETERS[name], _typed(method, name, value), parameter_default(method, name))
     except ValueError as error:
         return str(error)
     return None
-
-
-METHOD_DEFAULTS = {
-    "IntegratedGradient": {"times_input": True},
-    "DeepLift": {"rule_name": "rescale"},
-    "DeepSHAP": {"rule_name": "rescale"},
-}
-"""Defaults of a method that differ from those in :data:`PARAMETERS` (innsight's)."""
 
 
 def rule_layer_types(model: LoadedModel) -> list[str]:
@@ -229,7 +248,7 @@ def canonical_params(method: str, raw: dict[str, Any], model: LoadedModel) -> di
         )
     for name, value in params.items():  # checked once the unused ones are dropped
         if name not in ("rule_name", "rule_param"):
-            params[name] = _checked(PARAMETERS[name], value)
+            params[name] = _checked(PARAMETERS[name], value, parameter_default(method, name))
     return params
 
 
@@ -262,13 +281,13 @@ def parameters_of(method: str, model: LoadedModel) -> tuple[str, ...]:
 _NO_PARAMETER = ("simple", "pass")  # LRP rules that take no rule_param
 
 
-def _checked(parameter: Parameter, value: Any) -> Any:
+def _checked(parameter: Parameter, value: Any, default: Any) -> Any:
     """``value`` in the canonical form of its kind, or a ValueError naming what is allowed
     (the engine's TypeError for a value of the wrong type is a ValueError here: it is the
     page's input)."""
     if value is _EMPTY:
         raise ValueError(
-            f"{parameter.name} is empty: type a value (innsight's default is {parameter.default})."
+            f"{parameter.name} is empty: type a value (innsight's default is {default})."
         )
     try:
         return _checked_value(parameter, value)
@@ -401,7 +420,7 @@ def explains_data(method: str, params: dict[str, Any]) -> bool:
 
 def torch_function(method: str) -> str:
     """The name of the ``torch_*`` function that runs ``method`` on an unconverted module."""
-    return _TORCH_FUNCTIONS[method]
+    return TORCH_FUNCTIONS[method].__name__
 
 
 def run_method(
@@ -417,7 +436,8 @@ def run_method(
     """Explain ``inputs`` (channels first, one array per input layer) with ``method``.
 
     Converted models run the method classes; other modules the ``torch_*`` functions
-    (their progress is reported once, as ``(1, 1)`` when done). The keyword arguments are
+    (their progress is reported once, as ``(1, 1)`` when done), or LIME and SHAP, which
+    take any model. The keyword arguments are
     :func:`engine_kwargs`'s; ``reference_data`` (default: ``inputs``) is the data the
     reference comes from: its mean or one of its rows (``x_ref``), or the background set of
     ExpectedGradient and DeepSHAP (``data_ref``): all of it, or the rows
@@ -433,12 +453,18 @@ def run_method(
         for name, value in engine_kwargs(method, params).items()
     }  # fmt: skip
     data = _one_or_list(inputs)
+    method_class = catalogue.method(method)
+    if method_class.needs == "predictions":
+        return method_class(
+            model.converter or model.module, data, output_idx=output_idx,
+            input_names=model.input_names, output_names=model.output_names,
+            progress_callback=progress_callback, **kwargs,
+        )  # fmt: skip
     if model.converter is None:
         result = _run_torch(model, data, method, kwargs, output_idx)
         if progress_callback is not None:
             progress_callback(1, 1)
         return result
-    method_class = getattr(attribution, method)
     return method_class(
         model.converter, data if explains_data(method, params) else None,
         output_idx=output_idx, progress_callback=progress_callback, **kwargs,
@@ -450,18 +476,10 @@ def _one_or_list(arrays: list[np.ndarray]) -> Any:
     return arrays if len(arrays) > 1 else arrays[0]
 
 
-_TORCH_FUNCTIONS = {
-    "Gradient": "torch_grad",
-    "SmoothGrad": "torch_smoothgrad",
-    "IntegratedGradient": "torch_intgrad",
-    "ExpectedGradient": "torch_expgrad",
-}
-
-
 def _run_torch(
     model: LoadedModel, data: Any, method: str, kwargs: dict, output_idx: list
 ) -> AttributionResult:
-    function = getattr(attribution, torch_function(method))
+    function = TORCH_FUNCTIONS[method]
     result = function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
     # the torch_* functions know no names; the loaded model does (user-given or innsight's)
     result.input_names, result.output_names = model.input_names, model.output_names

@@ -14,6 +14,7 @@ from typing import Any
 
 import attribution
 from attribution.converter.loading import LoadedModel
+from attribution.methods import catalogue
 from dashboard.methods import FromData, engine_kwargs, explains_data, torch_function
 from dashboard.sources import model_from_ref, owner_of_ref
 from dashboard.store import Store
@@ -122,7 +123,7 @@ def python_script(request: dict[str, Any], where: Sources, name: str) -> str:
             arguments.append(f"{key}={key}")
         else:
             arguments.append(f"{key}={value!r}")
-    if where.converted:
+    if where.converted or catalogue.method(method).needs == "predictions":
         call = f"attribution.{method}"
         explained = "x" if explains_data(method, params) else "None"
     else:

@@ -83,8 +83,8 @@ EXPORT_HINT = f"Export the model in Python instead: {_EXPORT_WAYS}."
 
 _CONVERT_HINT = (
     "The rule-based methods (LRP, DeepLift, DeepSHAP, ConnectionWeights) need the torch "
-    "module itself (Converter(model) in Python) or innsight's JSON spec; the gradient family "
-    "explains this model as it is."
+    "module itself (Converter(model) in Python) or innsight's JSON spec; the gradient family, "
+    "LIME and SHAP explain this model as it is."
 )
 
 

@@ -40,12 +40,8 @@ from attribution.converter.files import (
 )
 from attribution.converter.spec import check_instance_values, check_spec_sizes
 from attribution.errors import UnsupportedLayerError
+from attribution.methods.catalogue import applicable
 
-GRADIENT_METHODS = ("Gradient", "SmoothGrad", "IntegratedGradient", "ExpectedGradient")
-"""Methods that explain any differentiable module (the ``torch_*`` functions)."""
-
-RULE_METHODS = ("LRP", "DeepLift", "DeepSHAP", "ConnectionWeights")
-"""Methods that need a converted model."""
 
 _PROBE_BATCH = 2
 
@@ -74,8 +70,8 @@ class LoadedModel:
     output_names : list of list of str
         Labels per output layer.
     methods : list of str
-        The method names that apply: all of :data:`GRADIENT_METHODS` and
-        :data:`RULE_METHODS` when converted, else the gradient family.
+        The method names that apply (:func:`attribution.methods.catalogue.applicable`):
+        all when converted, else those needing gradients or predictions only.
     """
 
     name: str
@@ -189,7 +185,7 @@ def load_model(
         input_names=resolve_input_names(input_names, dims),
         output_dim=[(n_outputs,)],
         output_names=resolve_output_names(output_names, [n_outputs]),
-        methods=list(GRADIENT_METHODS),
+        methods=applicable(converted=False, differentiable=True),
     )
 
 
@@ -204,7 +200,7 @@ def _converted(name: str, kind: str, module: nn.Module | None, converter: Conver
         input_names=converter.input_names,
         output_dim=converter.output_dim,
         output_names=converter.output_names,
-        methods=[*GRADIENT_METHODS, *RULE_METHODS],
+        methods=applicable(converted=True, differentiable=True),
     )
 
 

@@ -21,7 +21,7 @@ from attribution._validation import check_bool, check_input_dim, check_int, reso
 from attribution.methods._features import Features, features
 from attribution.methods._predictions import Predictor, predictor
 from attribution.methods._progress import Progress
-from attribution.methods.base import to_data_layout
+from attribution.methods.base import Needs, to_data_layout
 from attribution.methods.samplers import check_seed
 from attribution.result import AttributionResult
 
@@ -48,6 +48,8 @@ class AgnosticMethod(AttributionResult):
 
     method_name: ClassVar[str]
     value_name: ClassVar[str]
+    needs: ClassVar[Needs] = "predictions"
+    goal: ClassVar[str | None] = None
 
     def _attribute(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -17,6 +17,11 @@ from attribution.converter.graph import ConvertedModel
 from attribution.methods._autograd import Forward
 from attribution.methods._progress import Progress
 from attribution.result import AttributionResult
+
+Needs = Literal["graph", "gradients", "predictions"]
+"""What a method needs of a model: the converted layer graph (the rule-based methods), its
+gradients (a converted graph or any differentiable torch module, through the ``torch_*``
+functions), or only its predictions (LIME and SHAP: any model)."""
 
 Run = Callable[[list[Tensor]], tuple[list[Tensor], list[Tensor]]]
 """Maps inputs to (differentiated outputs, activated outputs), one tensor per output layer."""
@@ -121,6 +126,8 @@ class InterpretingMethod(AttributionResult):
     """
 
     method_name: ClassVar[str]
+    needs: ClassVar[Needs] = "graph"
+    goal: ClassVar[str | None] = None
 
     def _attribute(
         self,

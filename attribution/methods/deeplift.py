@@ -86,6 +86,7 @@ class DeepLift(InterpretingMethod):
     """
 
     method_name = "DeepLift"
+    goal = "f(x) − f(x_ref)"
 
     def __init__(
         self,
@@ -149,6 +150,7 @@ class DeepSHAP(InterpretingMethod):
     """
 
     method_name = "DeepSHAP"
+    goal = "f(x) − mean f(data_ref)"
 
     def __init__(
         self,

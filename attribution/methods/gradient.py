@@ -133,6 +133,7 @@ class Gradient(InterpretingMethod):
     """
 
     method_name = "Gradient"
+    needs = "gradients"
 
     def __init__(
         self,
@@ -189,6 +190,7 @@ class SmoothGrad(InterpretingMethod):
     """
 
     method_name = "SmoothGrad"
+    needs = "gradients"
 
     def __init__(
         self,
@@ -254,6 +256,8 @@ class IntegratedGradient(InterpretingMethod):
     """
 
     method_name = "IntegratedGradient"
+    needs = "gradients"
+    goal = "f(x) − f(x_ref)"
 
     def __init__(
         self,
@@ -312,6 +316,8 @@ class ExpectedGradient(InterpretingMethod):
     """
 
     method_name = "ExpectedGradient"
+    needs = "gradients"
+    goal = "f(x) − mean f(data_ref)"
 
     def __init__(
         self,

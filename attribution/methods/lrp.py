@@ -88,6 +88,7 @@ class LRP(InterpretingMethod):
     """
 
     method_name = "LRP"
+    goal = "f(x)"
 
     def __init__(
         self,

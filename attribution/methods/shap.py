@@ -49,6 +49,7 @@ class SHAP(AgnosticMethod):
     """
 
     method_name = "SHAP"
+    goal = "f(x) − mean f(data_ref)"
     value_name = "Shapley Value"
 
     def __init__(

@@ -227,3 +227,12 @@ def _attribute(
 
 for _function in (torch_smoothgrad, torch_expgrad):
     _function.__doc__ = _function.__doc__.replace("{seed}", SEED_DOC)
+
+
+TORCH_FUNCTIONS = {
+    "Gradient": torch_grad,
+    "SmoothGrad": torch_smoothgrad,
+    "IntegratedGradient": torch_intgrad,
+    "ExpectedGradient": torch_expgrad,
+}
+"""The function that runs each gradient method on an unconverted torch module."""

@@ -23,7 +23,7 @@ from torch import nn
 
 from attribution import LRP, Converter
 from attribution.converter import keras_format
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS
+from attribution.methods.catalogue import applicable
 from dashboard import ids
 
 pytestmark = pytest.mark.browser
@@ -112,7 +112,7 @@ def test_onnx_mlp_and_csv_give_the_lrp_of_the_converted_file(page, tmp_path):
     page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)
     card = page.text(ids.MODEL_INFO)
     assert "ONNX" in card
-    methods = [*GRADIENT_METHODS, *RULE_METHODS]
+    methods = applicable(converted=True, differentiable=True)
     assert all(method in card for method in methods), card
     assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(methods)
     page.upload(ids.DATA_UPLOAD, csv_path)
@@ -251,7 +251,9 @@ def test_torch_export_program_gets_the_gradient_family(page, tmp_path):
 
     page.upload(ids.MODEL_UPLOAD, model_path)
     page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)
-    assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(GRADIENT_METHODS)
+    assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(
+        applicable(converted=False, differentiable=True)
+    )
     page.upload(ids.DATA_UPLOAD, csv_path)
     page.wait_text(ids.DATA_INFO, "6 rows", timeout=15)
     page.choose(ids.METHOD_SELECT, "Gradient")

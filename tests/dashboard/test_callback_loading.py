@@ -17,7 +17,7 @@ from dash import html
 from support.dashboard import SESSION
 
 import demo_data
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS
+from attribution.methods.catalogue import METHODS, applicable
 from attribution.errors import MissingDependencyError
 from dashboard.callbacks.loading import (
     demo_refs,
@@ -31,7 +31,7 @@ from dashboard.callbacks.loading import (
 from dashboard.config import Config
 from dashboard.sources import model_from_ref
 
-ALL_METHODS = [*GRADIENT_METHODS, *RULE_METHODS]
+ALL_METHODS = list(METHODS)
 
 
 @pytest.fixture
@@ -345,7 +345,9 @@ def test_describe_an_unconverted_upload_with_csv(trusting_store, config, as_uplo
     csv = b"x,y,name\n1,2,a\n3,4,b\n5,6,c\n"
     data_ref = receive_data(store, config, as_upload(csv), "d.csv", model_ref, False, SESSION)
     found = describe(store, model_ref, data_ref, SESSION)
-    assert [m["value"] for m in found["methods"]] == list(GRADIENT_METHODS)
+    assert [m["value"] for m in found["methods"]] == applicable(
+        converted=False, differentiable=True
+    )
     assert found["rule_types"] == []
     assert found["summary"].startswith("lin.pt (TorchScript) is not converted:\n")
     assert found["summary"].endswith("The gradient methods explain it directly.")

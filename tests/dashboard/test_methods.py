@@ -25,7 +25,8 @@ from attribution import (
     IntegratedGradient,
     SmoothGrad,
 )
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
+from attribution.converter.loading import load_model
+from attribution.methods.catalogue import METHODS
 from dashboard.callbacks.views import download
 from dashboard.jobs import build_request, request_owner, run_attribution, session_key
 from dashboard.methods import (
@@ -42,7 +43,10 @@ from dashboard.methods import (
 )
 from dashboard.store import Store
 
-ALL_METHODS = (*GRADIENT_METHODS, *RULE_METHODS)
+ALL_METHODS = tuple(METHODS)
+GRADIENT_METHODS = tuple(name for name, cls in METHODS.items() if cls.needs == "gradients")
+RULE_METHODS = tuple(name for name, cls in METHODS.items() if cls.needs == "graph")
+AGNOSTIC_METHODS = ("LIME", "SHAP")
 
 DEFAULTS = {
     "Gradient": {"times_input": False, "ignore_last_act": True, "dtype": "float"},
@@ -70,10 +74,15 @@ DEFAULTS = {
         "winner_takes_all": True, "ignore_last_act": True, "dtype": "float",
     },
     "ConnectionWeights": {"times_input": False, "dtype": "float"},
+    "LIME": {
+        "background": "data", "n_permutations": 5000, "n_bins": 4, "ridge_lambda": 0.001,
+        "seed": 0,
+    },
+    "SHAP": {"background": "data", "nsim": 1, "adjust": False, "seed": 0},
 }  # fmt: skip
 """innsight's defaults as the iris demo (Dense layers only) gets them, and seed 0."""
 
-STOCHASTIC = ("SmoothGrad", "ExpectedGradient", "DeepSHAP")
+STOCHASTIC = ("SmoothGrad", "ExpectedGradient", "DeepSHAP", "LIME", "SHAP")
 """The methods that draw random numbers."""
 
 _NOT_INNSIGHTS = ("rule_param", "seed")
@@ -270,7 +279,7 @@ def test_lrp_pass_is_for_batchnorm_and_rules_without_parameter_drop_it(demo_mode
     }
 
 
-def test_unconverted_models_take_the_gradient_family_only(scripted_model):
+def test_unconverted_models_take_the_gradient_family_and_lime_and_shap(scripted_model):
     for method in GRADIENT_METHODS:
         params = canonical_params(method, {"ignore_last_act": False}, scripted_model)
         assert "ignore_last_act" not in params  # the torch_* functions explain the output
@@ -281,7 +290,7 @@ def test_unconverted_models_take_the_gradient_family_only(scripted_model):
             ValueError,
             match=rf"{method} needs a converted model; this one is not converted \(torch\.fx "
             r"cannot trace TorchScript.*\)\. Choose one of Gradient, SmoothGrad, "
-            r"IntegratedGradient, ExpectedGradient\.$",
+            r"IntegratedGradient, ExpectedGradient, LIME, SHAP\.$",
         ):
             canonical_params(method, {}, scripted_model)
 
@@ -469,7 +478,8 @@ TORCH_FUNCTIONS = {
 def test_exported_program_runs_through_the_torch_functions(iris_x, method):
     module, data = _exported()
     model = load_model(data, "tanh.pt2")
-    assert model.converter is None and model.methods == list(GRADIENT_METHODS)
+    assert model.converter is None
+    assert model.methods == [*GRADIENT_METHODS, *AGNOSTIC_METHODS]
     x = iris_x[:5]
     function, kwargs = TORCH_FUNCTIONS[method]
     raw = dict(kwargs)
@@ -520,7 +530,10 @@ def test_torch_function_results_carry_the_loaded_models_names(iris_x):
 
 CACHE_LIMIT = 50 * 1024**2
 
-SAMPLING = {"SmoothGrad": {"n": 4}, "ExpectedGradient": {"n": 4}, "DeepSHAP": {"limit_ref": 5}}
+SAMPLING = {
+    "SmoothGrad": {"n": 4}, "ExpectedGradient": {"n": 4}, "DeepSHAP": {"limit_ref": 5},
+    "LIME": {"n_permutations": 50}, "SHAP": {"nsim": 2},
+}  # fmt: skip
 """Requests that draw random numbers (DeepSHAP: 5 of the demo's 50 reference rows)."""
 
 

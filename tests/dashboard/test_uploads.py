@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from support.tripwire import TRIPPED, Tripwire
 
-from attribution.converter.loading import GRADIENT_METHODS
+from attribution.methods.catalogue import METHODS, applicable
 from dashboard import uploads
 from dashboard.uploads import (
     check_data_fits,
@@ -275,7 +275,7 @@ def test_model_summary_of_a_converted_model(tabular_model):
     summary = model_summary(tabular_model)
     json.dumps(summary)
     assert summary["converted"] and summary["conversion_error"] is None
-    assert summary["methods"][-1] == "ConnectionWeights"
+    assert summary["methods"] == list(METHODS)
     assert summary["inputs"] == [
         {
             "layer": "Input_1",
@@ -298,7 +298,7 @@ def test_model_summary_of_an_unconverted_model(scripted_model):
     json.dumps(summary)
     assert (summary["name"], summary["format"]) == ("cnn.pt", "TorchScript")
     assert not summary["converted"] and summary["layers"] == []
-    assert summary["methods"] == list(GRADIENT_METHODS)
+    assert summary["methods"] == applicable(converted=False, differentiable=True)
     assert "torch.fx cannot trace TorchScript" in summary["conversion_error"]
     assert [axis["title"] for axis in summary["inputs"][0]["axes"]] == [
         "Channels", "Image height", "Image width"

@@ -27,7 +27,8 @@ from attribution.converter.files import (
     register_model_format,
     register_model_object,
 )
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model
+from attribution.converter.loading import load_model
+from attribution.methods.catalogue import applicable
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 
@@ -410,7 +411,7 @@ def test_load_model_of_a_spec_converts_it():
     assert (loaded.name, loaded.format) == ("spec.json", "innsight's JSON spec")
     assert loaded.module is None
     assert loaded.converter is not None and loaded.conversion_error is None
-    assert loaded.methods == [*GRADIENT_METHODS, *RULE_METHODS]
+    assert loaded.methods == applicable(converted=True, differentiable=True)
     assert loaded.input_names == [[["age", "bmi", "bp"]]]
     assert (loaded.input_dim, loaded.output_dim) == ([(3,)], [(2,)])
 
@@ -419,7 +420,7 @@ def test_load_model_of_an_exported_program_reads_its_shapes(exported):
     loaded = load_model(exported, "cnn.pt2", output_names=["a", "b", "c"])
     assert loaded.converter is None
     assert "graph of ATen operators" in loaded.conversion_error
-    assert loaded.methods == list(GRADIENT_METHODS)
+    assert loaded.methods == applicable(converted=False, differentiable=True)
     assert (loaded.input_dim, loaded.output_dim) == ([(1, 8, 8)], [(3,)])
     assert loaded.input_names[0][0] == ["C1"]
     assert loaded.output_names == [["a", "b", "c"]]
@@ -431,7 +432,9 @@ def test_load_model_of_torchscript_needs_input_dim(scripted):
     with pytest.raises(ValueError, match=r"input_dim is required for cnn\.pt: TorchScript keeps"):
         load_model(scripted, "cnn.pt", allow_code=True)
     loaded = load_model(scripted, "cnn.pt", input_dim=(1, 8, 8), allow_code=True)
-    assert loaded.output_dim == [(3,)] and loaded.methods == list(GRADIENT_METHODS)
+    assert loaded.output_dim == [(3,)] and loaded.methods == applicable(
+        converted=False, differentiable=True
+    )
     assert "torch.fx cannot trace TorchScript" in loaded.conversion_error
     with pytest.raises(ValueError, match=r"Running cnn\.pt on inputs of shape \(batch, 1, 5, 5\)"):
         load_model(scripted, "cnn.pt", input_dim=(1, 5, 5), allow_code=True)
@@ -452,7 +455,9 @@ def test_load_model_of_a_module_converts_or_says_why():
             return torch.sin(x)
 
     loaded = load_model(nn.Sequential(nn.Linear(4, 2), Sine()), input_dim=(4,))
-    assert loaded.converter is None and loaded.methods == list(GRADIENT_METHODS)
+    assert loaded.converter is None and loaded.methods == applicable(
+        converted=False, differentiable=True
+    )
     assert "Cannot convert" in loaded.conversion_error and "sin" in loaded.conversion_error
 
 
@@ -478,8 +483,5 @@ def test_registered_model_objects_are_adapted(monkeypatch):
     converter = Converter(Foreign())
     assert converter.input_names == [[DENSE_SPEC["input_names"]]]
     loaded = load_model(Foreign())
-    assert (loaded.name, loaded.format, loaded.methods[-1]) == (
-        "Foreign",
-        "foreign model",
-        "ConnectionWeights",
-    )
+    assert (loaded.name, loaded.format) == ("Foreign", "foreign model")
+    assert loaded.methods == applicable(converted=True, differentiable=True)

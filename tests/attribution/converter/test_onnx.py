@@ -16,7 +16,8 @@ pytest.importorskip("onnx.reference")
 
 import attribution.converter.onnx_format as onnx_format  # noqa: E402  (registers .onnx)
 from attribution import LRP, Converter, Gradient, UnsupportedLayerError  # noqa: E402
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model  # noqa: E402
+from attribution.converter.loading import load_model
+from attribution.methods.catalogue import applicable  # noqa: E402
 
 BATCH = 5
 
@@ -119,7 +120,7 @@ def test_gradient_equals_autograd_and_lrp_runs(exported):
 def test_load_model_of_bytes_gives_every_method(exported):
     model, x, _, data = exported
     loaded = load_model(data, "m.onnx")
-    assert loaded.methods == [*GRADIENT_METHODS, *RULE_METHODS]
+    assert loaded.methods == applicable(converted=True, differentiable=True)
     assert loaded.format == "ONNX model" and loaded.input_dim == [tuple(x.shape[1:])]
     out = loaded.converter.model(x)[0].detach()
     torch.testing.assert_close(out, model(x).detach(), atol=1e-5, rtol=1e-5)

@@ -38,7 +38,8 @@ from attribution import (  # noqa: E402
 )
 from attribution.converter import sklearn_format  # noqa: E402
 from attribution.converter.files import read_model_file  # noqa: E402
-from attribution.converter.loading import GRADIENT_METHODS, RULE_METHODS, load_model  # noqa: E402
+from attribution.converter.loading import load_model
+from attribution.methods.catalogue import applicable  # noqa: E402
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
 ATOL = 1e-6
@@ -208,7 +209,7 @@ def test_skops_file_loads_with_every_method(iris, tmp_path):
     mlp = _classifier(iris)
     data = sio.dumps(mlp)
     loaded = load_model(data, "m.skops")
-    assert loaded.methods == [*GRADIENT_METHODS, *RULE_METHODS]
+    assert loaded.methods == applicable(converted=True, differentiable=True)
     assert loaded.format == "skops file" and loaded.output_names == [["0", "1", "2"]]
     assert loaded.input_names == [[list(iris[0].columns)]]
     X = iris[0].to_numpy()[::30]
