@@ -42,7 +42,6 @@ from attribution.converter.spec import check_instance_values, check_spec_sizes
 from attribution.errors import UnsupportedLayerError
 from attribution.methods.catalogue import applicable
 
-
 _PROBE_BATCH = 2
 
 

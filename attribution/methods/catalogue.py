@@ -17,21 +17,11 @@ from attribution.methods.lime import LIME
 from attribution.methods.lrp import LRP
 from attribution.methods.shap import SHAP
 
-METHODS: dict[str, type] = {
-    method.method_name: method
-    for method in (
-        Gradient,
-        SmoothGrad,
-        IntegratedGradient,
-        ExpectedGradient,
-        LRP,
-        DeepLift,
-        DeepSHAP,
-        ConnectionWeights,
-        LIME,
-        SHAP,
-    )  # fmt: skip
-}
+_ORDER = (
+    Gradient, SmoothGrad, IntegratedGradient, ExpectedGradient,
+    LRP, DeepLift, DeepSHAP, ConnectionWeights, LIME, SHAP,
+)  # fmt: skip
+METHODS: dict[str, type] = {method.method_name: method for method in _ORDER}
 """The methods by name, in the order the dashboard offers them."""
 
 _NOT_PARAMETERS = {

@@ -26,6 +26,9 @@ from attribution.converter import keras_format
 from attribution.methods.catalogue import applicable
 from dashboard import ids
 
+UNCONVERTED_METHODS = applicable(converted=False, differentiable=True)
+"""The methods that explain a model that does not convert."""
+
 pytestmark = pytest.mark.browser
 
 FEATURES = ["alpha", "beta", "gamma", "delta"]
@@ -251,9 +254,7 @@ def test_torch_export_program_gets_the_gradient_family(page, tmp_path):
 
     page.upload(ids.MODEL_UPLOAD, model_path)
     page.wait_text(ids.MODEL_INFO, model_path.name, timeout=20)
-    assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(
-        applicable(converted=False, differentiable=True)
-    )
+    assert sorted(_offered(page, ids.METHOD_SELECT)) == sorted(UNCONVERTED_METHODS)
     page.upload(ids.DATA_UPLOAD, csv_path)
     page.wait_text(ids.DATA_INFO, "6 rows", timeout=15)
     page.choose(ids.METHOD_SELECT, "Gradient")

@@ -17,8 +17,8 @@ from dash import html
 from support.dashboard import SESSION
 
 import demo_data
-from attribution.methods.catalogue import METHODS, applicable
 from attribution.errors import MissingDependencyError
+from attribution.methods.catalogue import METHODS, applicable
 from dashboard.callbacks.loading import (
     demo_refs,
     describe,
@@ -30,6 +30,9 @@ from dashboard.callbacks.loading import (
 )
 from dashboard.config import Config
 from dashboard.sources import model_from_ref
+
+UNCONVERTED_METHODS = applicable(converted=False, differentiable=True)
+"""The methods that explain a model that does not convert."""
 
 ALL_METHODS = list(METHODS)
 

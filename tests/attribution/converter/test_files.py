@@ -30,6 +30,9 @@ from attribution.converter.files import (
 from attribution.converter.loading import load_model
 from attribution.methods.catalogue import applicable
 
+UNCONVERTED_METHODS = applicable(converted=False, differentiable=True)
+"""The methods that explain a model that does not convert."""
+
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.*` is deprecated:DeprecationWarning")
 
 
@@ -420,7 +423,7 @@ def test_load_model_of_an_exported_program_reads_its_shapes(exported):
     loaded = load_model(exported, "cnn.pt2", output_names=["a", "b", "c"])
     assert loaded.converter is None
     assert "graph of ATen operators" in loaded.conversion_error
-    assert loaded.methods == applicable(converted=False, differentiable=True)
+    assert loaded.methods == UNCONVERTED_METHODS
     assert (loaded.input_dim, loaded.output_dim) == ([(1, 8, 8)], [(3,)])
     assert loaded.input_names[0][0] == ["C1"]
     assert loaded.output_names == [["a", "b", "c"]]

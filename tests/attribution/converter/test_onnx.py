@@ -16,7 +16,7 @@ pytest.importorskip("onnx.reference")
 
 import attribution.converter.onnx_format as onnx_format  # noqa: E402  (registers .onnx)
 from attribution import LRP, Converter, Gradient, UnsupportedLayerError  # noqa: E402
-from attribution.converter.loading import load_model
+from attribution.converter.loading import load_model  # noqa: E402
 from attribution.methods.catalogue import applicable  # noqa: E402
 
 BATCH = 5

@@ -38,7 +38,7 @@ from attribution import (  # noqa: E402
 )
 from attribution.converter import sklearn_format  # noqa: E402
 from attribution.converter.files import read_model_file  # noqa: E402
-from attribution.converter.loading import load_model
+from attribution.converter.loading import load_model  # noqa: E402
 from attribution.methods.catalogue import applicable  # noqa: E402
 
 ACTIVATIONS = ["identity", "logistic", "tanh", "relu"]
