@@ -456,7 +456,7 @@ def run_method(
     method_class = catalogue.method(method)
     if method_class.needs == "predictions":
         return method_class(
-            model.converter or model.module, data, output_idx=output_idx,
+            model.converter or model.module or model.predictor, data, output_idx=output_idx,
             input_names=model.input_names, output_names=model.output_names,
             progress_callback=progress_callback, **kwargs,
         )  # fmt: skip

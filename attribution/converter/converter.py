@@ -16,7 +16,12 @@ from attribution._names import (
     resolve_output_names,
 )
 from attribution._validation import DType, check_dtype, check_input_dim
-from attribution.converter.files import model_format, model_object_kind, read_model_file
+from attribution.converter.files import (
+    PredictionModel,
+    model_format,
+    model_object_kind,
+    read_model_file,
+)
 from attribution.converter.graph import ConvertedModel
 from attribution.converter.spec import convert_spec
 from attribution.converter.torch_fx import convert_torch, infer_input_dim
@@ -103,6 +108,8 @@ class Converter:
         kind = model_object_kind(model)
         if kind is not None:
             model = kind.adapt(model)
+        if isinstance(model, PredictionModel):
+            raise ValueError(model.reason)
         if isinstance(model, Mapping):
             spec = convert_spec(model)
             if dims is not None and dims != spec.input_dims:

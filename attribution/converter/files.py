@@ -99,8 +99,9 @@ class ModelFormat:
     suffixes : tuple of str
         Lower-case file suffixes with the dot, e.g. ``(".pt", ".ts")``.
     read : callable
-        ``read(data, name)`` returns a spec dict or a ``torch.nn.Module`` from the file's
-        bytes; ``name`` is the file name for messages. Raises ValueError for bad files.
+        ``read(data, name)`` returns a spec dict, a ``torch.nn.Module`` or a
+        :class:`PredictionModel` from the file's bytes; ``name`` is the file name for
+        messages. Raises ValueError for bad files.
     conversion_note : str or None
         Why modules of this format cannot be converted (None: try ``Converter``).
     runs_code : bool, default=False
@@ -130,6 +131,18 @@ def register_model_format(model_format: ModelFormat) -> ModelFormat:
 
 
 @dataclass(frozen=True)
+class PredictionModel:
+    """A model of another library that only its predictions explain (LIME and SHAP): a
+    fitted estimator that is no neural network. ``reason`` says why it does not convert."""
+
+    model: Any
+    input_dim: list[tuple[int, ...]]
+    input_names: list[str] | None
+    output_names: list[str] | None
+    reason: str
+
+
+@dataclass(frozen=True)
 class ModelObjectKind:
     """A kind of in-memory model of another library that maps to a spec or a torch module.
 
@@ -141,12 +154,13 @@ class ModelObjectKind:
         ``accepts(obj)`` says whether ``obj`` is of this kind; it should not import the
         other library (check ``type(obj).__module__``), which may not be installed.
     adapt : callable
-        ``adapt(obj)`` returns innsight's spec dict or a ``torch.nn.Module``.
+        ``adapt(obj)`` returns innsight's spec dict, a ``torch.nn.Module`` or a
+        :class:`PredictionModel`.
     """
 
     name: str
     accepts: Callable[[Any], bool]
-    adapt: Callable[[Any], nn.Module | dict]
+    adapt: Callable[[Any], nn.Module | dict | PredictionModel]
 
 
 _OBJECT_KINDS: list[ModelObjectKind] = []

@@ -32,6 +32,7 @@ from attribution._validation import check_input_dim
 from attribution.converter.converter import Converter
 from attribution.converter.files import (
     ExportedModule,
+    PredictionModel,
     ScriptedModule,
     model_format,
     model_object_kind,
@@ -40,6 +41,7 @@ from attribution.converter.files import (
 )
 from attribution.converter.spec import check_instance_values, check_spec_sizes
 from attribution.errors import UnsupportedLayerError
+from attribution.methods._predictions import predictor
 from attribution.methods.catalogue import applicable
 
 _PROBE_BATCH = 2
@@ -68,6 +70,9 @@ class LoadedModel:
         Names per input layer and axis.
     output_names : list of list of str
         Labels per output layer.
+    predictor : object or None
+        A model that only its predictions explain (a scikit-learn estimator that is no
+        MLP), for LIME and SHAP; None otherwise.
     methods : list of str
         The method names that apply (:func:`attribution.methods.catalogue.applicable`):
         all when converted, else those needing gradients or predictions only.
@@ -83,6 +88,7 @@ class LoadedModel:
     output_dim: list[tuple[int, ...]]
     output_names: list[list[str]]
     methods: list[str]
+    predictor: Any = None
 
 
 def load_model(
@@ -134,8 +140,8 @@ def load_model(
     >>> import torch
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 2)).eval()
     >>> loaded = load_model(model, input_names=["age", "bmi", "bp"])
-    >>> loaded.converter is not None, loaded.methods[-1], loaded.output_dim
-    (True, 'ConnectionWeights', [(2,)])
+    >>> loaded.converter is not None, "LRP" in loaded.methods, loaded.output_dim
+    (True, True, [(2,)])
     """
     # other libraries first: Keras models on the torch backend are torch modules too
     if (object_kind := model_object_kind(source)) is not None:
@@ -152,6 +158,9 @@ def load_model(
         )
         name = os.path.basename(suffix if suffix is not None else os.fspath(source))
         kind, note = file_format.name, file_format.conversion_note
+    if isinstance(model, PredictionModel):
+        return _prediction_only(name, kind, model, check_input_dim(input_dim), input_names,
+                                output_names)  # fmt: skip
     if isinstance(model, Mapping):
         if max_instance_values is not None:
             check_spec_sizes(model, max_instance_values, max_parameters=_file_size(source))
@@ -185,6 +194,35 @@ def load_model(
         output_dim=[(n_outputs,)],
         output_names=resolve_output_names(output_names, [n_outputs]),
         methods=applicable(converted=False, differentiable=True),
+    )
+
+
+def _prediction_only(
+    name: str, kind: str, model: PredictionModel, given: Any, input_names: Any, output_names: Any
+) -> LoadedModel:
+    """A model LIME and SHAP explain from its predictions (probed on two zero rows)."""
+    if given is not None and given != model.input_dim:
+        raise ValueError(
+            f"input_dim {given} does not match {name}, which takes {model.input_dim} (its "
+            "n_features_in_)."
+        )
+    probe = predictor(model.model, None, None, channels_first=True, columns=None)
+    n_outputs = probe.predict([torch.zeros(_PROBE_BATCH, *model.input_dim[0])]).shape[1]
+    names = input_names if input_names is not None else model.input_names
+    return LoadedModel(
+        name=name,
+        format=kind,
+        module=None,
+        converter=None,
+        conversion_error=model.reason,
+        input_dim=model.input_dim,
+        input_names=resolve_input_names(names, model.input_dim),
+        output_dim=[(n_outputs,)],
+        output_names=resolve_output_names(
+            output_names if output_names is not None else model.output_names, [n_outputs]
+        ),
+        methods=applicable(converted=False, differentiable=False),
+        predictor=model.model,
     )
 
 

@@ -1,4 +1,5 @@
-"""scikit-learn's ``MLPClassifier`` and ``MLPRegressor``: as objects and as ``.skops`` files.
+"""scikit-learn estimators as objects and as ``.skops`` files: MLPs convert, the rest are
+explained by LIME and SHAP.
 
 A fitted multilayer perceptron of scikit-learn (the Python counterpart of R's
 ``neuralnet``) maps to innsight's named-list spec: one ``Dense`` layer per entry of
@@ -23,8 +24,10 @@ Outputs
   equals ``predict`` (as a column). ``loss="poisson"`` (``exp`` output) is refused.
 
 ``Converter`` and ``load_model`` take every scikit-learn object (its class is checked by
-module name, without importing scikit-learn), so that another estimator or a ``Pipeline``
-gets a message naming it rather than "not a torch module".
+module name, without importing scikit-learn). Another fitted estimator or ``Pipeline``
+loads (``load_model``) as a model only LIME and SHAP explain, from ``predict_proba`` (a
+classifier, outputs named by ``classes_``) or ``predict``; ``Converter`` refuses it with
+a message naming it and those methods.
 
 Input names come from ``feature_names_in_`` (set when the model was fitted on a data
 frame), otherwise innsight's ``X1``....
@@ -33,9 +36,9 @@ frame), otherwise innsight's ``X1``....
 ----------------
 A ``.skops`` file (``skops.io.dump(mlp, path)``) is read without pickle: its types are
 listed with ``skops.io.get_untrusted_types`` first, and a file naming any type outside
-skops' defaults and the optimiser classes an MLP keeps (:data:`MLP_TRUSTED_TYPES`) is
-refused without loading it. Only a bare ``MLPClassifier``/``MLPRegressor`` is read; a
-``Pipeline`` is refused (save ``pipeline[-1]`` and apply ``pipeline[:-1]`` to the data).
+skops' defaults and the optimiser classes an MLP keeps (:data:`TRUSTED_TYPES`) is
+refused without loading it. An MLP converts; any other fitted estimator or pipeline of
+scikit-learn's own classes loads as a model that LIME and SHAP explain.
 skops and scikit-learn are imported on first use (extra ``sklearn``).
 """
 
@@ -48,6 +51,7 @@ import numpy as np
 from attribution.converter.files import (
     ModelFormat,
     ModelObjectKind,
+    PredictionModel,
     open_zip,
     register_model_format,
     register_model_object,
@@ -57,12 +61,15 @@ from attribution.errors import MissingDependencyError
 MLP_CLASSES = ("MLPClassifier", "MLPRegressor")
 """The scikit-learn estimators that convert."""
 
-MLP_TRUSTED_TYPES = (
+TRUSTED_TYPES = (
     "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
     "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    "sklearn.tree._tree.Tree",
 )
-"""Types outside skops' defaults that a fitted MLP holds (its optimiser, for ``adam`` and
-``sgd``); a ``.skops`` file with any other such type is refused."""
+"""Types outside skops' defaults that fitted estimators hold (an MLP's optimiser for
+``adam`` and ``sgd``, the trees of tree ensembles), each a data container that skops
+rebuilds from arrays; a ``.skops`` file with any other such type (a function, a custom
+class) is refused."""
 
 MAX_SKOPS_BYTES = 64 * 2**20
 """The largest ``.skops`` file read, and the most its entries may expand to (×4)."""
@@ -227,8 +234,8 @@ def _output_names(mlp: Any, name: str, n_out: int) -> list[str]:
 # --- .skops files ---------------------------------------------------------------------------
 
 
-def read_skops(data: bytes, name: str) -> dict:
-    """The spec of the MLP in a ``.skops`` file, read without unpickling.
+def read_skops(data: bytes, name: str) -> dict | PredictionModel:
+    """The fitted estimator in a ``.skops`` file, read without unpickling.
 
     Parameters
     ----------
@@ -239,14 +246,14 @@ def read_skops(data: bytes, name: str) -> dict:
 
     Returns
     -------
-    dict
-        :func:`mlp_spec` of the stored model.
+    dict or PredictionModel
+        :func:`adapt` of the stored estimator: an MLP's spec, else the estimator.
 
     Raises
     ------
     ValueError
         The file is too large, damaged, not a skops file, names a type outside the trusted
-        ones (listed in the message), or holds something other than a bare MLP.
+        ones (listed in the message), or holds no fitted estimator.
     MissingDependencyError
         skops or scikit-learn is missing (the message names the extra).
     """
@@ -264,21 +271,22 @@ def read_skops(data: bytes, name: str) -> dict:
             f"{name} is not a valid .skops file ({type(error).__name__}: {error}). Save the "
             "model with skops.io.dump(mlp, 'model.skops')."
         ) from None
-    refused = sorted(set(untrusted) - set(MLP_TRUSTED_TYPES))
+    refused = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if refused:
         raise ValueError(
             f"{name} holds types that are not trusted: {', '.join(refused)}. Loading them could "
-            "run code from the file, so it is refused. Save the fitted MLPClassifier or "
-            "MLPRegressor itself: skops.io.dump(mlp, 'model.skops')."
+            "run code from the file, so it is refused. Save an estimator of scikit-learn's "
+            "own classes (no custom transformers or functions): skops.io.dump(model, "
+            "'model.skops')."
         )
     try:
-        model = sio.loads(data, trusted=list(MLP_TRUSTED_TYPES))
+        model = sio.loads(data, trusted=list(TRUSTED_TYPES))
     except Exception as error:  # a file that passes the type check may still be damaged
         raise ValueError(
             f"{name} could not be loaded ({type(error).__name__}: {error}). Save the model "
             "again with skops.io.dump(mlp, 'model.skops')."
         ) from None
-    return mlp_spec(model)
+    return adapt(model)
 
 
 def _check_archive(data: bytes, name: str) -> None:
@@ -304,11 +312,38 @@ def _skops() -> Any:
     return sio
 
 
+def adapt(estimator: Any) -> dict | PredictionModel:
+    """An MLP's spec (:func:`mlp_spec`); any other fitted estimator or pipeline as a
+    :class:`~attribution.converter.files.PredictionModel`, which LIME and SHAP explain
+    (``predict_proba`` of a classifier, ``predict`` of a regressor)."""
+    name = type(estimator).__name__
+    if name in MLP_CLASSES:
+        return mlp_spec(estimator)
+    n_features = getattr(estimator, "n_features_in_", None)
+    if not isinstance(n_features, int | np.integer):
+        raise ValueError(
+            f"This {name} is not fitted (it has no n_features_in_): call {name}.fit(X, y) first."
+        )
+    reason = (
+        f"{name} is not a scikit-learn MLP: only MLPClassifier and MLPRegressor convert "
+        "(other estimators are not neural networks). LIME and SHAP explain it from its "
+        "predictions: LIME(model, x) or SHAP(model, x)."
+    )
+    classes = getattr(estimator, "classes_", None)
+    labels = None
+    if hasattr(estimator, "predict_proba") and classes is not None:
+        labels = [str(c) for c in np.asarray(classes).ravel()]
+    names = getattr(estimator, "feature_names_in_", None)
+    names = None if names is None else [str(n) for n in names]
+    return PredictionModel(estimator, [(int(n_features),)], names, labels, reason)
+
+
 SKLEARN_MLP = register_model_object(
-    ModelObjectKind("scikit-learn MLP", _is_sklearn_object, mlp_spec)
+    ModelObjectKind("scikit-learn estimator", _is_sklearn_object, adapt)
 )
-"""``Converter(mlp)`` and ``load_model(mlp)`` take scikit-learn objects; all but the MLPs are
-refused by :func:`mlp_spec` with a message naming the estimator."""
+"""``Converter(mlp)`` and ``load_model(mlp)`` take scikit-learn objects: MLPs convert, every
+other fitted estimator is explained by LIME and SHAP (``Converter`` refuses it with a
+message naming it)."""
 
 SKOPS_FORMAT = register_model_format(ModelFormat("skops file", (".skops",), read_skops))
-"""``.skops`` files of a bare MLP (:func:`read_skops`)."""
+"""``.skops`` files of fitted estimators (:func:`read_skops`)."""

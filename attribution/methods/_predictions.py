@@ -166,6 +166,11 @@ def _keras_predictor(model: Any, output_type: str | None, user_data: _UserData) 
 def _sklearn_predictor(model: Any, output_type: str | None, user_data: _UserData) -> Predictor:
     from sklearn.base import is_classifier
 
+    # the columns it was fitted with (a data frame's), else plain arrays
+    fitted_names = getattr(model, "feature_names_in_", None)
+    user_data = _UserData(
+        user_data.channels_first, None if fitted_names is None else list(fitted_names)
+    )
     classifies = is_classifier(model) and hasattr(model, "predict_proba")
     kind = output_type or ("classification" if classifies else "regression")
     method = model.predict_proba if kind == "classification" and classifies else model.predict

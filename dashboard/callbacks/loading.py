@@ -278,7 +278,7 @@ def _model_card(summary: dict) -> list:
 def _unconverted(summary: dict) -> str:
     return (
         f"{summary['name']} ({summary['format']}) is not converted:\n"
-        f"{summary['conversion_error']}\nThe gradient methods explain it directly."
+        f"{summary['conversion_error']}\n{', '.join(summary['methods'])} explain it directly."
     )
 
 

@@ -353,7 +353,7 @@ def test_describe_an_unconverted_upload_with_csv(trusting_store, config, as_uplo
     )
     assert found["rule_types"] == []
     assert found["summary"].startswith("lin.pt (TorchScript) is not converted:\n")
-    assert found["summary"].endswith("The gradient methods explain it directly.")
+    assert found["summary"].endswith(f"{', '.join(UNCONVERTED_METHODS)} explain it directly.")
     assert found["columns"] == [{"label": c, "value": c} for c in ("x", "y", "name")]
     assert found["n_rows"] == 3
     info = _text(found["model_info"])

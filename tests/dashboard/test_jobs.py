@@ -6,6 +6,7 @@ import io
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from support.dashboard import SESSION
@@ -224,3 +225,28 @@ def test_a_models_own_feature_names_win_over_the_csv_header(store, demo_ref):
     frame = store.get_result(ref["key"]).get_result("data.frame")
     iris_names = demo_data.load_demo("iris").input_names[0][0]
     assert list(frame["feature"].cat.categories) == iris_names
+
+
+@pytest.mark.parametrize("method", ["LIME", "SHAP"])
+def test_an_uploaded_scikit_learn_forest_is_explained_by_lime_and_shap(store, method):
+    skops = pytest.importorskip("skops.io")
+    from sklearn.ensemble import RandomForestClassifier
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    forest = RandomForestClassifier(n_estimators=5, random_state=0)
+    forest.fit(frame, np.where(frame["b"] > 0, "high", "low"))
+    sha = store.put_bytes(skops.dumps(forest), "f.skops", owner=SESSION)
+    model_ref = {"kind": "upload", "sha": sha, "input_dim": None}
+    csv = frame.iloc[:6].to_csv(index=False).encode()
+    data_ref = {"kind": "upload", "sha": store.put_bytes(csv, "t.csv", owner=SESSION),
+                "input_columns": None, "channels_last": False}  # fmt: skip
+    raw = {"n_permutations": 200} if method == "LIME" else {"nsim": 3}
+    request = build_request(store, model_ref, data_ref, method, raw, ["0:0"], 6, SESSION)
+    ref = run_attribution(store, request, request_owner(request, SESSION), lambda _: None)
+    got = store.get_result(ref["key"])
+    x = pd.read_csv(io.BytesIO(csv)).to_numpy(dtype=np.float32)
+    engine = getattr(attribution, method)
+    want = engine(forest, x, x, output_idx=[0], seed=0, **raw)
+    np.testing.assert_allclose(got.get_result("array"), want.get_result("array"), rtol=1e-6)
+    assert got.output_names == [["high", "low"]] and got.value_name == want.value_name

@@ -19,6 +19,7 @@ sio = pytest.importorskip("skops.io")
 
 from sklearn.base import BaseEstimator, TransformerMixin  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.ensemble import RandomForestRegressor  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.neural_network import MLPClassifier, MLPRegressor  # noqa: E402
@@ -27,6 +28,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from attribution import (  # noqa: E402
     LRP,
+    SHAP,
     ConnectionWeights,
     Converter,
     DeepLift,
@@ -233,7 +235,7 @@ def test_spec_is_a_json_model_file(iris):
 
 def test_object_kind_is_named_in_load_model(iris):
     loaded = load_model(_regressor(iris))
-    assert loaded.format == "scikit-learn MLP" and loaded.name == "MLPRegressor"
+    assert loaded.format == "scikit-learn estimator" and loaded.name == "MLPRegressor"
 
 
 class Shift(BaseEstimator, TransformerMixin):
@@ -268,13 +270,29 @@ def test_untrusted_types_are_refused_without_loading(iris, no_loading, make, unt
         read_model_file(data, "m.skops")
 
 
-def test_trusted_pipeline_is_refused_after_loading(iris):
+def test_a_pipeline_loads_for_lime_and_shap_with_its_probabilities(iris):
     X, y = iris
     pipeline = _fit(
         make_pipeline(StandardScaler(), MLPClassifier(hidden_layer_sizes=(4,), max_iter=20)), X, y
     )
-    with pytest.raises(ValueError, match=r"Pipeline \(a Pipeline: pass its last step"):
-        read_model_file(sio.dumps(pipeline), "m.skops")
+    loaded = load_model(sio.dumps(pipeline), "m.skops")
+    assert loaded.converter is None and loaded.module is None
+    assert loaded.methods == ["LIME", "SHAP"] and loaded.output_names == [["0", "1", "2"]]
+    assert "Pipeline is not a scikit-learn MLP" in loaded.conversion_error
+    result = SHAP(loaded.predictor, X[:3], X, seed=0, output_idx=[0, 1, 2], nsim=3, adjust=True)
+    np.testing.assert_allclose(result.preds[0].numpy(), pipeline.predict_proba(X[:3]), rtol=1e-5)
+    np.testing.assert_allclose(result.get_result().sum(1), result.decomp_goal[0].numpy(),
+                               atol=1e-5)  # fmt: skip
+
+
+def test_a_skops_file_naming_a_function_is_refused_before_loading(iris, no_loading):
+    from sklearn.datasets import dump_svmlight_file
+    from sklearn.preprocessing import FunctionTransformer
+
+    pipeline = make_pipeline(FunctionTransformer(dump_svmlight_file), LogisticRegression())
+    data = sio.dumps(pipeline)  # unfitted: only its types matter
+    with pytest.raises(ValueError, match="dump_svmlight_file"):
+        read_model_file(data, "m.skops")
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
@@ -334,12 +352,18 @@ def test_unfitted_mlp_is_refused():
         read_model_file(sio.dumps(MLPRegressor()), "m.skops")
 
 
-def test_other_estimators_are_refused(iris):
+def test_other_estimators_are_refused_by_the_converter_and_load_for_lime_and_shap(iris):
     logistic = _fit(LogisticRegression(max_iter=200), *iris)
     with pytest.raises(ValueError, match="LogisticRegression is not a scikit-learn MLP"):
         Converter(logistic)
-    with pytest.raises(ValueError, match="LogisticRegression is not a scikit-learn MLP"):
-        load_model(sio.dumps(logistic), "m.skops")
+    for loaded in (load_model(sio.dumps(logistic), "m.skops"), load_model(logistic)):
+        assert loaded.predictor is not None and loaded.methods == ["LIME", "SHAP"]
+        assert loaded.input_dim == [(4,)] and loaded.output_dim == [(3,)]
+    forest = _fit(RandomForestRegressor(n_estimators=3, random_state=0), *iris)
+    loaded = load_model(sio.dumps(forest), "forest.skops")
+    assert loaded.output_dim == [(1,)] and loaded.output_names == [["Y1"]]
+    with pytest.raises(ValueError, match="not fitted"):
+        load_model(LogisticRegression())
 
 
 def test_poisson_output_is_refused(iris):
