@@ -435,9 +435,8 @@ def run_method(
 ) -> AttributionResult:
     """Explain ``inputs`` (channels first, one array per input layer) with ``method``.
 
-    Converted models run the method classes; other modules the ``torch_*`` functions
-    (their progress is reported once, as ``(1, 1)`` when done), or LIME and SHAP, which
-    take any model. The keyword arguments are
+    The method classes run on the converted model, else on the module as it is (the
+    gradient family) or on any model's predictions (LIME and SHAP). The keyword arguments are
     :func:`engine_kwargs`'s; ``reference_data`` (default: ``inputs``) is the data the
     reference comes from: its mean or one of its rows (``x_ref``), or the background set of
     ExpectedGradient and DeepSHAP (``data_ref``): all of it, or the rows
@@ -454,33 +453,21 @@ def run_method(
     }  # fmt: skip
     data = _one_or_list(inputs)
     method_class = catalogue.method(method)
+    explained = model.converter or model.module or model.predictor
     if method_class.needs == "predictions":
         return method_class(
-            model.converter or model.module or model.predictor, data, output_idx=output_idx,
-            input_names=model.input_names, output_names=model.output_names,
-            progress_callback=progress_callback, **kwargs,
+            explained, data, output_idx=output_idx, input_names=model.input_names,
+            output_names=model.output_names, progress_callback=progress_callback, **kwargs,
         )  # fmt: skip
-    if model.converter is None:
-        result = _run_torch(model, data, method, kwargs, output_idx)
-        if progress_callback is not None:
-            progress_callback(1, 1)
-        return result
-    return method_class(
-        model.converter, data if explains_data(method, params) else None,
+    result = method_class(
+        explained, data if explains_data(method, params) else None,
         output_idx=output_idx, progress_callback=progress_callback, **kwargs,
     )  # fmt: skip
+    # a module's view knows no names; the loaded model does (user-given or innsight's)
+    result.input_names, result.output_names = model.input_names, model.output_names
+    return result
 
 
 def _one_or_list(arrays: list[np.ndarray]) -> Any:
     """One array for a model with one input layer, the list otherwise (as the engine takes)."""
     return arrays if len(arrays) > 1 else arrays[0]
-
-
-def _run_torch(
-    model: LoadedModel, data: Any, method: str, kwargs: dict, output_idx: list
-) -> AttributionResult:
-    function = TORCH_FUNCTIONS[method]
-    result = function(model.module, data, output_idx=output_idx, return_object=True, **kwargs)
-    # the torch_* functions know no names; the loaded model does (user-given or innsight's)
-    result.input_names, result.output_names = model.input_names, model.output_names
-    return result

@@ -9,9 +9,9 @@ from typing import Any, ClassVar, Literal
 import torch
 from torch import Tensor, nn
 
-from attribution._data import prepare_inputs
+from attribution._data import infer_input_dims, prepare_inputs
 from attribution._names import check_rank, default_input_names, default_output_names
-from attribution._validation import check_bool, resolve_output_idx
+from attribution._validation import check_bool, check_dtype, resolve_output_idx
 from attribution.converter.converter import Converter
 from attribution.converter.graph import ConvertedModel
 from attribution.methods._autograd import Forward
@@ -47,12 +47,6 @@ class ModelView:
     @classmethod
     def of_converter(cls, converter: Converter, dtype: str, ignore_last_act: bool) -> ModelView:
         """The converted model; ``ignore_last_act`` differentiates the pre-activations."""
-        if not isinstance(converter, Converter):
-            raise TypeError(
-                f"converter must be an attribution.Converter; got {type(converter).__name__}. "
-                "Convert the model first (Converter(model, input_dim=...)), or use the "
-                "torch_* functions to explain a torch module directly."
-            )
         model = converter.model_as(dtype)
 
         def run(inputs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
@@ -98,6 +92,57 @@ class ModelView:
             n_outputs = run([x[:2] for x in inputs])[1][0].shape[1]
         names = [default_input_names(dim) if len(dim) <= 3 else [] for dim in dims]
         return cls(run, dims, names, [default_output_names(n_outputs)], dtype, inputs[0].device)
+
+
+EVERY_OUTPUT = object()
+"""``output_idx`` of the ``torch_*`` functions' default: every output node (the classes'
+None selects innsight's first ``min(10, n)``)."""
+
+
+def model_view(
+    model: Any,
+    data: Any,
+    *,
+    dtype: str,
+    ignore_last_act: bool,
+    channels_first: bool,
+    modules: bool,
+) -> tuple[ModelView, list[Tensor] | None]:
+    """The one place where what the user passed becomes the view a method computes on,
+    with the data prepared for it (None without data).
+
+    A :class:`~attribution.Converter` gives its converted graph; with ``modules`` (the
+    gradient family, which needs only gradients) a torch module or ``torch.export``
+    program is run with autograd as it is, its input shapes read from ``data`` and its
+    weights cast to ``dtype``. LIME and SHAP, which need only predictions, take any model
+    through :func:`attribution.methods._predictions.predictor`.
+    """
+    if isinstance(model, Converter):
+        view = ModelView.of_converter(model, dtype, ignore_last_act)
+        inputs = None if data is None else prepare_inputs(
+            data, view.input_dims, channels_first=channels_first, dtype=view.dtype,
+            device=view.device,
+        )  # fmt: skip
+        return view, inputs
+    if modules and isinstance(model, torch.export.ExportedProgram):
+        model = model.module()
+    if not modules or not isinstance(model, nn.Module):
+        accepted = "an attribution.Converter or a torch module" if modules else (
+            "an attribution.Converter"
+        )  # fmt: skip
+        raise TypeError(
+            f"converter must be {accepted}; got {type(model).__name__}. Convert the model "
+            "first (Converter(model, input_dim=...)), or explain it with the gradient "
+            "family, LIME or SHAP, which need no conversion."
+        )
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    dims = [
+        d if channels_first or len(d) == 1 else (d[-1], *d[:-1]) for d in infer_input_dims(data)
+    ]
+    inputs = prepare_inputs(
+        data, dims, channels_first=channels_first, dtype=check_dtype(dtype), device=device
+    )
+    return ModelView.of_module(model, inputs), inputs
 
 
 @dataclass
@@ -148,18 +193,18 @@ class InterpretingMethod(AttributionResult):
         channels_first = check_bool(common["channels_first"], "channels_first")
         ignore_last_act = check_bool(common.get("ignore_last_act", True), "ignore_last_act")
         verbose = check_bool(common["verbose"], "verbose")
-        view = ModelView.of_converter(converter, common["dtype"], ignore_last_act)
-        inputs = None if data is None else prepare_inputs(
-            data, view.input_dims, channels_first=channels_first, dtype=view.dtype,
-            device=view.device,
+        view, inputs = model_view(
+            converter, data, dtype=common["dtype"], ignore_last_act=ignore_last_act,
+            channels_first=channels_first, modules=self.needs == "gradients",
         )  # fmt: skip
         references = None
         if reference is not None:
             references = reference_inputs(view, channels_first, *reference)
             fields[reference[0]] = describe_reference(reference[1], references)
-        selection = resolve_output_idx(
-            common["output_idx"], common["output_label"], view.output_names
-        )
+        output_idx = common["output_idx"]
+        if output_idx is EVERY_OUTPUT:
+            output_idx = list(range(len(view.output_names[0])))
+        selection = resolve_output_idx(output_idx, common["output_label"], view.output_names)
         progress = Progress(
             f"Backward pass '{self.method_name}'", verbose, common.get("progress_callback")
         )
@@ -174,8 +219,12 @@ class InterpretingMethod(AttributionResult):
                 common.get("memory_budget"),
             )
         )
+        # a module's output is explained as it is: no pre-activation to choose
+        converted = view.model is not None
         other_fields = (
-            {"ignore_last_act": str(ignore_last_act)} if "ignore_last_act" in common else {}
+            {"ignore_last_act": str(ignore_last_act)}
+            if "ignore_last_act" in common and converted
+            else {}
         )
         super().__init__(
             method_name=self.method_name,

@@ -1,8 +1,9 @@
 """The gradient family on any differentiable torch module, without conversion.
 
 ``torch_grad``, ``torch_smoothgrad``, ``torch_intgrad`` and ``torch_expgrad`` run the
-module with autograd as it is (any architecture, custom layers included), with the same
-maths, batching and output vectorisation as the converter-based classes.
+module with autograd as it is (any architecture, custom layers included): each is its
+method class on the module (the classes take torch modules too), with every output node
+selected by default and a tensor returned unless ``return_object``.
 """
 
 from __future__ import annotations
@@ -10,23 +11,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
-from attribution._data import infer_input_dims, prepare_inputs
-from attribution._validation import (
-    DType,
-    check_bool,
-    check_dtype,
-    check_int,
-    check_number,
-    resolve_output_idx,
+from attribution._data import infer_input_dims
+from attribution._validation import DType, check_bool
+from attribution.methods.base import EVERY_OUTPUT, check_ranks
+from attribution.methods.gradient import (
+    ExpectedGradient,
+    Gradient,
+    IntegratedGradient,
+    SmoothGrad,
 )
-from attribution.methods._autograd import Sampler
-from attribution.methods._progress import Progress
-from attribution.methods.base import ModelView, check_ranks, reference_inputs
-from attribution.methods.gradient import explain_gradients, noisy_points, reference_path_points
-from attribution.methods.samplers import SEED_DOC, InstancePoints, PathPoints, check_seed
+from attribution.methods.samplers import SEED_DOC
 from attribution.result import AttributionResult
 
 
@@ -70,11 +66,10 @@ def torch_grad(
     >>> torch_grad(model, torch.randn(5, 10)).shape
     torch.Size([5, 10, 3])
     """
-    times_input = check_bool(times_input, "times_input")
-    return _attribute(
-        "Gradient", model, data, output_idx, dtype, return_object,
-        lambda xs, _: InstancePoints(xs, times_input),
-        value_name="Relevance" if times_input else "Gradient",
+    return _returned(
+        model, data, return_object,
+        lambda: Gradient(model, data, output_idx=_selected(output_idx), times_input=times_input,
+                         dtype=dtype),
     )  # fmt: skip
 
 
@@ -109,14 +104,11 @@ def torch_smoothgrad(
     >>> torch_smoothgrad(model, torch.randn(5, 10), n=20).shape
     torch.Size([5, 10, 3])
     """
-    times_input = check_bool(times_input, "times_input")
-    n = check_int(n, "n")
-    noise_level = check_number(noise_level, "noise_level")
-    seed = check_seed(seed)
-    return _attribute(
-        "SmoothGrad", model, data, output_idx, dtype, return_object,
-        lambda xs, _: noisy_points(xs, n, noise_level, times_input, seed),
-        value_name="Relevance" if times_input else "Gradient",
+    return _returned(
+        model, data, return_object,
+        lambda: SmoothGrad(model, data, output_idx=_selected(output_idx), n=n,
+                           noise_level=noise_level, times_input=times_input, dtype=dtype,
+                           seed=seed),
     )  # fmt: skip
 
 
@@ -136,13 +128,10 @@ def torch_intgrad(
     instance (None: zeros), as :class:`~attribution.IntegratedGradient`. Other arguments
     and the return value as :func:`torch_grad`.
     """
-    times_input = check_bool(times_input, "times_input")
-    n = check_int(n, "n")
-    return _attribute(
-        "IntegratedGradient", model, data, output_idx, dtype, return_object,
-        lambda xs, refs: PathPoints(xs, refs, n, times_input),
-        value_name="Relevance" if times_input else "Gradient",
-        reference=("x_ref", x_ref, True),
+    return _returned(
+        model, data, return_object,
+        lambda: IntegratedGradient(model, data, output_idx=_selected(output_idx), n=n,
+                                   x_ref=x_ref, times_input=times_input, dtype=dtype),
     )  # fmt: skip
 
 
@@ -167,62 +156,32 @@ def torch_expgrad(
     ----------
     {seed}
     """
-    n = check_int(n, "n")
-    seed = check_seed(seed)
-    return _attribute(
-        "ExpectedGradient", model, data, output_idx, dtype, return_object,
-        lambda xs, refs: reference_path_points(xs, refs, n, seed),
-        value_name="Relevance",
-        reference=("data_ref", data_ref, False),
+    return _returned(
+        model, data, return_object,
+        lambda: ExpectedGradient(model, data, output_idx=_selected(output_idx), n=n,
+                                 data_ref=data_ref, dtype=dtype, seed=seed),
     )  # fmt: skip
 
 
-def _attribute(
-    method_name: str,
-    model: nn.Module,
-    data: Any,
-    output_idx: Any,
-    dtype: DType,
-    return_object: bool,
-    make_sampler: Callable[[list[Tensor], list[Tensor] | None], Sampler],
-    *,
-    value_name: str,
-    reference: tuple[str, Any, bool] | None = None,
+def _selected(output_idx: Any) -> Any:
+    """The functions' default: every output node."""
+    return EVERY_OUTPUT if output_idx is None else output_idx
+
+
+def _returned(
+    model: nn.Module, data: Any, return_object: bool, explain: Callable[[], AttributionResult]
 ) -> Tensor | list[Tensor] | AttributionResult:
+    """The method class's result (the same boundary and computation), or its tensors."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module; got {type(model).__name__}.")
     return_object = check_bool(return_object, "return_object")
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    dims = infer_input_dims(data)
-    inputs = prepare_inputs(data, dims, dtype=check_dtype(dtype), device=device)
-    view = ModelView.of_module(model, inputs)
-    references = None if reference is None else reference_inputs(view, True, *reference)
-    n_outputs = len(view.output_names[0])
-    selection = resolve_output_idx(
-        list(range(n_outputs)) if output_idx is None else output_idx, None, view.output_names
-    )
-    computed = explain_gradients(
-        view,
-        inputs,
-        lambda xs: make_sampler(xs, references),
-        selection,
-        Progress(method_name),
-        reference=references,
-    )
-    if not return_object:
-        result = computed["result"][0]
-        return result[0] if len(result) == 1 else result
-    check_ranks(dims)
-    return AttributionResult(
-        method_name=method_name,
-        value_name=value_name,
-        output_idx=selection,
-        input_names=view.input_names,
-        output_names=view.output_names,
-        input_dim=dims,
-        fields={"dtype": repr(dtype)},
-        **computed,
-    )
+    if return_object:
+        check_ranks(infer_input_dims(data))
+    result = explain()
+    if return_object:
+        return result
+    tensors = result.result[0]
+    return tensors[0] if len(tensors) == 1 else tensors
 
 
 for _function in (torch_smoothgrad, torch_expgrad):

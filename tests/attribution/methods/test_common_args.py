@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from attribution import (
+    LRP,
     Converter,
     ExpectedGradient,
     Gradient,
     IntegratedGradient,
     SmoothGrad,
+    torch_grad,
 )
 from attribution.converter.graph import ConvertedModel
 
@@ -170,9 +172,14 @@ def test_data_for_several_input_layers_must_be_a_list(two_model):
         Gradient(conv, [torch.randn(2, 2, 6, 6), torch.randn(3, 4)])
 
 
-def test_a_model_instead_of_a_converter_is_explained_how_to_fix(mlp_model):
-    with pytest.raises(TypeError, match=r"Convert the model first .* torch_\* functions"):
-        Gradient(mlp_model, torch.randn(2, 5))
+def test_a_module_is_explained_by_the_gradient_family_and_refused_by_the_rules(mlp_model):
+    x = torch.randn(2, 5)
+    direct = Gradient(mlp_model, x, output_idx=[0, 1])
+    np.testing.assert_array_equal(
+        direct.get_result(), torch_grad(mlp_model, x, output_idx=[0, 1]).numpy()
+    )
+    with pytest.raises(TypeError, match=r"Convert the model first .* gradient family, LIME"):
+        LRP(mlp_model, x)
 
 
 @pytest.mark.parametrize("method", METHODS)
