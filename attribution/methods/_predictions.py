@@ -69,12 +69,14 @@ def predictor(
         )
     if isinstance(model, Converter):
         return _converter_predictor(model, output_type)
+    # before torch modules: a Keras model on the torch backend is one, but takes its data
+    # in Keras's layout
+    if type(model).__module__.split(".")[0] == "keras":
+        return _keras_predictor(model, output_type, user_data)
     if isinstance(model, torch.export.ExportedProgram):
         model = model.module()
     if isinstance(model, nn.Module):
         return _module_predictor(model, output_type)
-    if type(model).__module__.split(".")[0] == "keras":
-        return _keras_predictor(model, output_type, user_data)
     if hasattr(model, "predict"):
         return _sklearn_predictor(model, output_type, user_data)
     raise TypeError(

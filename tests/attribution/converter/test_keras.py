@@ -367,3 +367,24 @@ def test_config_naming_another_module_is_not_imported(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"keras cannot load bad\.keras"):
         load_model(buffer.getvalue(), "bad.keras")
     assert "keras_tripmod" not in sys.modules
+
+
+def test_lime_and_shap_explain_a_keras_model_from_its_predictions_in_its_layout():
+    from attribution import LIME, SHAP
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((6, 6, 2)), keras.layers.Conv2D(3, 3, activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax"),
+    ])  # fmt: skip
+    images = np.random.default_rng(0).normal(size=(3, 6, 6, 2)).astype("float32")
+    reference = np.zeros((1, 6, 6, 2), dtype="float32")
+    result = SHAP(model, images, reference, channels_first=False, patch_size=3, nsim=2,
+                  adjust=True, seed=0)  # fmt: skip
+    np.testing.assert_allclose(result.preds[0].numpy(), model.predict(images, verbose=0),
+                               rtol=1e-5)  # fmt: skip
+    assert result.get_result().shape == (3, 6, 6, 2, 2)  # the data's layout, channels last
+    np.testing.assert_allclose(result.get_result().sum((1, 2, 3)) / 9 / 2,
+                               result.decomp_goal[0].numpy(), rtol=1e-4, atol=1e-6)  # fmt: skip
+    lime = LIME(model, images, images, channels_first=False, n_permutations=100, seed=0)
+    assert lime._other_fields["output_type"] == "classification"
