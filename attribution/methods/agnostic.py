@@ -54,29 +54,24 @@ class AgnosticMethod(AttributionResult):
     def _attribute(
         self,
         estimate: Callable[[Perturbation], Tensor],
+        arguments: dict[str, Any],
         *,
-        model: Any,
-        data: Any,
-        data_ref: Any,
-        output_type: str | None,
-        pred_fun: Callable | None,
-        output_idx: Any,
-        output_label: Any,
-        channels_first: bool,
-        input_dim: Any,
-        input_names: Any,
-        output_names: Any,
-        feature_groups: Any,
-        patch_size: Any,
-        seed: Any,
-        verbose: bool,
-        progress_callback: Callable[[int, int], None] | None,
-        memory_budget: int | None,
         fields: dict[str, str],
         with_goal: bool,
     ) -> None:
-        """Check the arguments, run ``estimate`` (``(n, n_features, K)`` attributions)
-        and store the result; ``with_goal`` stores f(x) − mean f(data_ref)."""
+        """Check the arguments (the constructor's ``locals()``), run ``estimate``
+        (``(n, n_features, K)`` attributions) and store the result; ``with_goal`` stores
+        f(x) − mean f(data_ref)."""
+        model, data, data_ref = arguments["model"], arguments["data"], arguments["data_ref"]
+        output_type, pred_fun = arguments.get("output_type"), arguments["pred_fun"]
+        output_idx, output_label = arguments["output_idx"], arguments["output_label"]
+        channels_first, input_dim = arguments["channels_first"], arguments["input_dim"]
+        input_names, output_names = arguments["input_names"], arguments["output_names"]
+        feature_groups, patch_size = arguments["feature_groups"], arguments["patch_size"]
+        seed, verbose = arguments["seed"], arguments["verbose"]
+        progress_callback, memory_budget = (
+            arguments["progress_callback"], arguments["memory_budget"]
+        )  # fmt: skip
         channels_first = check_bool(channels_first, "channels_first")
         verbose = check_bool(verbose, "verbose")
         seed = check_seed(seed)

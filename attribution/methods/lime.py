@@ -98,16 +98,14 @@ class LIME(AgnosticMethod):
             lambda p: (grouped_weights if p.features.grouped else binned_weights)(
                 p, n_permutations, n_bins, ridge_lambda
             ),
-            model=model, data=data, data_ref=data_ref, output_type=output_type,
-            pred_fun=pred_fun, output_idx=output_idx, output_label=output_label,
-            channels_first=channels_first, input_dim=input_dim, input_names=input_names,
-            output_names=output_names, feature_groups=feature_groups, patch_size=patch_size,
-            seed=seed, verbose=verbose, progress_callback=progress_callback,
-            memory_budget=memory_budget,
-            fields={"n_permutations": str(n_permutations), "n_bins": str(n_bins),
-                    "ridge_lambda": str(ridge_lambda)},
+            locals(),
+            fields={
+                "n_permutations": str(n_permutations),
+                "n_bins": str(n_bins),
+                "ridge_lambda": str(ridge_lambda),
+            },
             with_goal=False,
-        )  # fmt: skip
+        )
 
 
 class QuantileBins:

@@ -82,14 +82,10 @@ class SHAP(AgnosticMethod):
             )
         self._attribute(
             lambda p: estimate_shapley(p, nsim, adjust),
-            model=model, data=data, data_ref=data_ref, output_type=None,
-            pred_fun=pred_fun, output_idx=output_idx, output_label=output_label,
-            channels_first=channels_first, input_dim=input_dim, input_names=input_names,
-            output_names=output_names, feature_groups=feature_groups, patch_size=patch_size,
-            seed=seed, verbose=verbose, progress_callback=progress_callback,
-            memory_budget=memory_budget, fields={"nsim": str(nsim), "adjust": str(adjust)},
+            locals(),
+            fields={"nsim": str(nsim), "adjust": str(adjust)},
             with_goal=True,
-        )  # fmt: skip
+        )
 
 
 def estimate_shapley(p: Perturbation, nsim: int, adjust: bool) -> Tensor:

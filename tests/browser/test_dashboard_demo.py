@@ -67,3 +67,26 @@ def test_lrp_on_the_digits_demo_fills_every_tab(page):
 
     page.settle()
     assert page.duo.get_logs() == []
+
+
+@pytest.mark.parametrize(("method", "setting", "has_goal"), [
+    ("SHAP", ("nsim", 2), True), ("LIME", ("n_permutations", 300), False),
+])  # fmt: skip
+def test_lime_and_shap_on_the_iris_demo(page, method, setting, has_goal):
+    iris = demo_data.metadata("iris")
+    page.choose(ids.DEMO_SELECT, iris["title"])
+    page.wait_text(ids.MODEL_INFO, "SHAP")
+    page.choose(ids.METHOD_SELECT, method)
+    page.set_number(ids.parameter(setting[0]), setting[1])
+    page.set_number(ids.ROWS_INPUT, 5)
+    page.click(ids.COMPUTE_BUTTON)
+    page.wait_text(ids.STATUS, "Done.", timeout=60)
+    grid = page.wait_figure(ids.INDIVIDUAL_GRAPH, "bar")
+    assert grid["types"].count("bar") >= 2
+    result = page.store_data(ids.RESULT_REF)
+    assert result["request"]["method"] == method
+    assert result["request"]["params"][setting[0]] == setting[1]
+    # SHAP's values decompose f(x) − mean f(background): the info box shows that goal
+    assert any("Goal: " in text for text in grid["annotations"]) == has_goal
+    page.settle()
+    assert page.duo.get_logs() == []
