@@ -206,7 +206,7 @@ def _prediction_only(
             f"input_dim {given} does not match {name}, which takes {model.input_dim} (its "
             "n_features_in_)."
         )
-    probe = predictor(model.model, None, None, channels_first=True, columns=None)
+    probe = predictor(model.model, None, None, channels_first=True, columns=None)  # sklearn
     n_outputs = probe.predict([torch.zeros(_PROBE_BATCH, *model.input_dim[0])]).shape[1]
     names = input_names if input_names is not None else model.input_names
     return LoadedModel(

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from attribution.converter.converter import Converter
+from attribution.methods.base import model_view
 
 OutputType = Literal["classification", "regression"]
 OUTPUT_TYPES = ("classification", "regression")
@@ -41,6 +42,7 @@ def predictor(
     *,
     channels_first: bool,
     columns: Sequence[str] | None,
+    example: list[Tensor] | None = None,
 ) -> Predictor:
     """The prediction function of ``model`` (or ``pred_fun``, which wins when given).
 
@@ -49,7 +51,9 @@ def predictor(
     (so pipelines with column transformers work), else an array ``(batch, *input_dim)``.
     ``output_type`` None is inferred as innsight does: classification when the model ends
     in softmax or sigmoid (a Converter: softmax, sigmoid, tanh or logistic), or is a
-    scikit-learn classifier.
+    scikit-learn classifier. Converters and torch modules run through the view every
+    method uses (:func:`attribution.methods.base.model_view`), whose input shapes come
+    from ``example`` (channels-first rows, for modules).
 
     Raises
     ------
@@ -67,16 +71,12 @@ def predictor(
         return Predictor(
             lambda xs: _matrix(pred_fun(user_data(xs)), "pred_fun"), output_type or "regression"
         )
-    if isinstance(model, Converter):
-        return _converter_predictor(model, output_type)
     # before torch modules: a Keras model on the torch backend is one, but takes its data
     # in Keras's layout
     if type(model).__module__.split(".")[0] == "keras":
         return _keras_predictor(model, output_type, user_data)
-    if isinstance(model, torch.export.ExportedProgram):
-        model = model.module()
-    if isinstance(model, nn.Module):
-        return _module_predictor(model, output_type)
+    if isinstance(model, Converter | nn.Module | torch.export.ExportedProgram):
+        return _torch_predictor(model, output_type, example)
     if hasattr(model, "predict"):
         return _sklearn_predictor(model, output_type, user_data)
     raise TypeError(
@@ -115,43 +115,48 @@ def _matrix(predictions: Any, source: str) -> Tensor:
     return values.reshape(len(values), -1)
 
 
-def _converter_predictor(converter: Converter, output_type: str | None) -> Predictor:
-    if len(converter.output_dim) != 1:
+def _torch_predictor(model: Any, output_type: str | None, example: list[Tensor]) -> Predictor:
+    """A Converter's or torch module's outputs (after the last activation), in the
+    model's own precision."""
+    if isinstance(model, Converter) and len(model.output_dim) != 1:
         raise ValueError(
             f"LIME and SHAP explain one output layer; this model has "
-            f"{len(converter.output_dim)}. Pass pred_fun returning the layer to explain."
+            f"{len(model.output_dim)}. Pass pred_fun returning the layer to explain."
         )
-    model = converter.model_as("float")
-    [node] = [model.nodes[i] for i in model.output_nodes]
-    activation = getattr(node.layer.activation, "name", None)
-    inferred = "classification" if activation in _CLASSIFYING_ACTIVATIONS else "regression"
+    view, _ = model_view(
+        model, example, dtype=_own_precision(model), ignore_last_act=False,
+        channels_first=True, modules=True,
+    )  # fmt: skip
 
     def predict(inputs: list[Tensor]) -> Tensor:
         with torch.no_grad():
-            out = model.run([x.to(model.dtype) for x in inputs]).outputs[0]
+            out = view.run([x.to(device=view.device, dtype=view.dtype) for x in inputs])[1][0]
         return out.reshape(len(out), -1).double().cpu()
 
-    return Predictor(predict, output_type or inferred)
+    return Predictor(predict, output_type or _inferred_output_type(model))
 
 
-def _module_predictor(module: nn.Module, output_type: str | None) -> Predictor:
-    parameter = next(module.parameters(), None)
-    dtype = parameter.dtype if parameter is not None else torch.float32
-    device = parameter.device if parameter is not None else torch.device("cpu")
-    last = list(module.children())[-1] if list(module.children()) else module
-    inferred = "classification" if isinstance(last, nn.Softmax | nn.Sigmoid) else "regression"
+def _own_precision(model: Any) -> str:
+    """ "double" for a Converter or module of float64 weights, else "float"."""
+    if isinstance(model, Converter):
+        return "double" if model.dtype in ("double", torch.float64) else "float"
+    if isinstance(model, torch.export.ExportedProgram):
+        model = model.module()
+    parameter = next(model.parameters(), None)
+    return "double" if parameter is not None and parameter.dtype == torch.float64 else "float"
 
-    def predict(inputs: list[Tensor]) -> Tensor:
-        with torch.no_grad():
-            out = module(*[x.to(device=device, dtype=dtype) for x in inputs])
-        if not isinstance(out, Tensor):
-            raise TypeError(
-                f"{type(module).__name__} returns {type(out).__name__}; LIME and SHAP "
-                "explain models that return one tensor. Pass pred_fun for other outputs."
-            )
-        return out.reshape(len(out), -1).double().cpu()
 
-    return Predictor(predict, output_type or inferred)
+def _inferred_output_type(model: Any) -> OutputType:
+    """innsight's rule: a Converter's output activation, or a module's last child."""
+    if isinstance(model, Converter):
+        graph = model.model
+        [node] = [graph.nodes[i] for i in graph.output_nodes]
+        classifies = getattr(node.layer.activation, "name", None) in _CLASSIFYING_ACTIVATIONS
+    else:
+        module = model.module() if isinstance(model, torch.export.ExportedProgram) else model
+        children = list(module.children())
+        classifies = isinstance(children[-1] if children else module, nn.Softmax | nn.Sigmoid)
+    return "classification" if classifies else "regression"
 
 
 def _keras_predictor(model: Any, output_type: str | None, user_data: _UserData) -> Predictor:

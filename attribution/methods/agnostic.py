@@ -85,14 +85,14 @@ class AgnosticMethod(AttributionResult):
             input_names if input_names is not None or columns is None else [[columns]], dims
         )
         named = tabular and (columns is not None or input_names is not None)
-        model_view = predictor(
-            model, pred_fun, output_type, channels_first=channels_first,
-            columns=names[0][0] if named else None,
-        )  # fmt: skip
         inputs, references = (
             prepare_inputs(_plain(d), dims, channels_first=channels_first,
                            dtype=torch.float64, name=name)
             for d, name in ((data, "data"), (data_ref, "data_ref"))
+        )  # fmt: skip
+        model_view = predictor(
+            model, pred_fun, output_type, channels_first=channels_first,
+            columns=names[0][0] if named else None, example=references,
         )  # fmt: skip
         predictions = model_view.predict(inputs)
         labels = resolve_output_names(

@@ -76,8 +76,16 @@ class ModelView:
             for name, value in [*model.named_parameters(), *model.named_buffers()]
         }
 
+        def call(inputs: list[Tensor]) -> Any:
+            if isinstance(model, torch.jit.ScriptModule):
+                # compiled: no stateless call; its own weights, the inputs cast to them
+                own = next((p.dtype for p in model.parameters()), dtype)
+                out = model(*[x.to(own) for x in inputs])
+                return out.to(dtype) if isinstance(out, Tensor) else out
+            return torch.func.functional_call(model, cast, tuple(inputs))
+
         def run(inputs: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
-            out = torch.func.functional_call(model, cast, tuple(inputs))
+            out = call(inputs)
             if not isinstance(out, Tensor):
                 raise TypeError(
                     f"{type(model).__name__} returns {type(out).__name__}; the torch_* "
