@@ -20,22 +20,31 @@ from torch import Tensor
 
 Part = Literal["all", "pos", "neg"]
 
-LRP_RULES = ("simple", "epsilon", "alpha_beta", "pass")
-"""LRP rule names; ``pass`` only for batch normalisation (the layer is skipped)."""
+LRP_RULES = ("simple", "epsilon", "alpha_beta", "pass", "equal")
+"""LRP rule names; ``pass`` only for batch normalisation (the layer is skipped), ``equal``
+only for sums (innsight's equal split, see :func:`lrp_rules_for`)."""
+
+_ONLY_FOR = {"pass": "BatchNorm_Layer", "equal": "Add_Layer"}
+"""Rules that only one layer type takes."""
 
 LRP_DEFAULT_PARAMS: dict[str, float | None] = {
-    "simple": None, "epsilon": 0.01, "alpha_beta": 0.5, "pass": None,
+    "simple": None, "epsilon": 0.01, "alpha_beta": 0.5, "pass": None, "equal": None,
 }  # fmt: skip
 """Defaults of ``rule_param``: ε for ``epsilon`` (innsight's documented 0.01; its code falls
 back to 0.001) and α for ``alpha_beta``."""
 
 RULE_LAYER_TYPES = (
     "Dense_Layer", "Conv1D_Layer", "Conv2D_Layer", "BatchNorm_Layer", "AvgPool1D_Layer",
-    "AvgPool2D_Layer", "MaxPool1D_Layer", "MaxPool2D_Layer",
+    "AvgPool2D_Layer", "MaxPool1D_Layer", "MaxPool2D_Layer", "Add_Layer",
 )  # fmt: skip
 """innsight's layer-type names that per-layer-type rule dictionaries may use as keys."""
 
 DEEPLIFT_RULES = ("rescale", "reveal_cancel")
+
+
+def lrp_rules_for(layer_type: str) -> tuple[str, ...]:
+    """The LRP rules a layer type takes: every rule but those only another type takes."""
+    return tuple(r for r in LRP_RULES if _ONLY_FOR.get(r, layer_type) == layer_type)
 
 
 def stabilizer(dtype: torch.dtype) -> float:
@@ -51,16 +60,23 @@ class LRPRule:
     param: float | None = None
 
 
+_WHAT = {
+    "pass": "skips a layer whose input and output have the same size",
+    "equal": "splits a sum's relevance equally between its inputs, as innsight does",
+}
+
+
 def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
     """The rule for each of :data:`RULE_LAYER_TYPES` (other layers have no rule choice).
 
     ``rule_name`` and ``rule_param`` are a value for all layer types or dicts keyed by
     layer-type name; types missing from a dict get ``"simple"`` / the rule's default.
     """
-    if isinstance(rule_name, str) and rule_name == "pass":
+    if isinstance(rule_name, str) and rule_name in _ONLY_FOR:
+        only = _ONLY_FOR[rule_name]
         raise ValueError(
-            "rule_name 'pass' skips a layer whose input and output have the same size, so "
-            "it is only for BatchNorm_Layer: use rule_name={'BatchNorm_Layer': 'pass'}."
+            f"rule_name {rule_name!r} {_WHAT[rule_name]}, so it is only for {only}: use "
+            f"rule_name={{{only!r}: {rule_name!r}}}."
         )
     names = _per_type(rule_name, "rule_name", "simple")
     params = _per_type(rule_param, "rule_param", None)
@@ -70,14 +86,13 @@ def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
         if not isinstance(name, str) or name not in LRP_RULES:
             raise ValueError(
                 f"rule_name {name!r} is not an LRP rule; valid rules: {', '.join(LRP_RULES)} "
-                "('pass' for BatchNorm_Layer only)."
+                "('pass' for BatchNorm_Layer only, 'equal' for Add_Layer only)."
             )
-        if name == "pass" and layer_type != "BatchNorm_Layer":
-            valid = ", ".join(rule for rule in LRP_RULES if rule != "pass")
+        if name not in lrp_rules_for(layer_type):
+            what = _WHAT[name]
             raise ValueError(
-                f"rule_name 'pass' is only for BatchNorm_Layer (it skips a layer whose input "
-                f"and output have the same size); got it for {layer_type}, whose valid rules "
-                f"are {valid}."
+                f"rule_name {name!r} is only for {_ONLY_FOR[name]} ({what}); got it for "
+                f"{layer_type}, whose valid rules are {', '.join(lrp_rules_for(layer_type))}."
             )
         param = params[layer_type]
         if param is None:

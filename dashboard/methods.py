@@ -24,7 +24,7 @@ from attribution.methods import catalogue
 from attribution.methods.samplers import MAX_SEED
 from attribution.methods.torch_direct import TORCH_FUNCTIONS
 from attribution.result import AttributionResult
-from attribution.rules import DEEPLIFT_RULES, LRP_RULES, RULE_LAYER_TYPES
+from attribution.rules import DEEPLIFT_RULES, LRP_RULES, RULE_LAYER_TYPES, lrp_rules_for
 
 
 @dataclass(frozen=True)
@@ -278,7 +278,7 @@ def parameters_of(method: str, model: LoadedModel) -> tuple[str, ...]:
     return names if model.converter else tuple(n for n in names if n != "ignore_last_act")
 
 
-_NO_PARAMETER = ("simple", "pass")  # LRP rules that take no rule_param
+_NO_PARAMETER = ("simple", "pass", "equal")  # LRP rules that take no rule_param
 
 
 def _checked(parameter: Parameter, value: Any, default: Any) -> Any:
@@ -331,7 +331,7 @@ def _checked_int(parameter: Parameter, value: Any) -> int:
 
 
 def _lrp_rule(name: Any, layer_type: str) -> str:
-    allowed = tuple(r for r in LRP_RULES if r != "pass" or layer_type == "BatchNorm_Layer")
+    allowed = lrp_rules_for(layer_type)
     if name not in allowed:
         raise ValueError(
             f"LRP rule {name!r} is not allowed for {layer_type}; choose one of "

@@ -11,7 +11,7 @@ from attribution.converter.registry import Call, register_function, register_spe
 from attribution.converter.spec_values import spec_axis
 from attribution.layers._axes import batched_dim, instance_dim
 from attribution.layers.base import Layer, LayerValues
-from attribution.rules import LRPRule
+from attribution.rules import LRPRule, lrp_linear
 
 
 class AddLayer(Layer):
@@ -30,12 +30,41 @@ class AddLayer(Layer):
     def lrp(
         self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
     ) -> list[Tensor]:
-        """An equal share ``R / n`` for each of the ``n`` inputs, as innsight splits it."""
-        return [R / len(values.inputs)] * len(values.inputs)
+        """Each input's share of the sum, by the rule of a linear layer whose weights are 1
+        (:func:`~attribution.rules.lrp_linear`: ``R_i = x_i / z̃ · R`` for ``simple`` and
+        ``epsilon``, the αβ split by sign for ``alpha_beta``), as Zennit's residual
+        canonizer does; ``equal`` gives each of the ``n`` inputs ``R / n``, as innsight.
+
+        The proportional rule is the default because the equal split is not a relevance
+        rule of the sum: a branch whose output is near zero gets half the relevance, and
+        the layers before it divide that by its small output; on a bias-free ResNet-50
+        relevances reached 1e27 for outputs of about 126.
+        """
+        if rule.name == "equal":
+            return [R / len(values.inputs)] * len(values.inputs)
+        stacked = torch.stack(values.inputs, dim=1)
+        relevance = lrp_linear(_SumMap(), stacked, values.pre, R, rule, stab)
+        return list(relevance.unbind(dim=2))
 
     def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """An equal share for each input, as innsight splits it."""
         return [R / len(in_shapes)] * len(in_shapes)
+
+
+class _SumMap:
+    """The sum over axis 1 of stacked inputs ``(batch, n, *shape)``, as a linear map with
+    weights 1 (no negative part, no bias), for the rules of linear layers."""
+
+    def apply(self, x: Tensor, part: str) -> Tensor | None:
+        return None if part == "neg" else x.sum(1)
+
+    def adjoint(self, v: Tensor, part: str) -> Tensor | None:
+        if part == "neg":
+            return None
+        return v.unsqueeze(2)  # (K, batch, 1, *shape): broadcast over the n inputs
+
+    def bias_parts(self) -> tuple[float, float]:
+        return 0.0, 0.0
 
 
 class ConcatenateLayer(Layer):

@@ -6,7 +6,7 @@ import dash_bootstrap_components as dbc
 from dash import html
 
 from attribution.converter.loading import LoadedModel
-from attribution.rules import LRP_RULES
+from attribution.rules import lrp_rules_for
 from dashboard import ids
 from dashboard.methods import (
     PARAMETERS,
@@ -122,12 +122,14 @@ def _rules(method: str, rule_types: list[str]):
 
 _LRP_HELP = (
     "The rule of each layer type, and its ε (epsilon, default 0.01) or α (alpha_beta, "
-    "default 0.5); empty: the default. pass: BatchNorm only."
+    "default 0.5); empty: the default. pass: BatchNorm only. At a sum (Add_Layer) the "
+    "rules share relevance by each input's part of the sum; equal splits it evenly, as "
+    "innsight does."
 )
 
 
 def _lrp_rules(layer_type: str) -> list[str]:
-    return [r for r in LRP_RULES if r != "pass" or layer_type == "BatchNorm_Layer"]
+    return list(lrp_rules_for(layer_type))
 
 
 def output_options(output_names: list[list[str]]) -> tuple[list[dict], list[str]]:

@@ -10,8 +10,10 @@ from torch import nn
 
 from attribution import LRP, Converter, Gradient
 from attribution.converter.graph import ConvertedModel
+from attribution.layers.base import LayerValues
 from attribution.layers.conv import ConvLayer
 from attribution.layers.dense import DenseLayer
+from attribution.layers.merge import AddLayer
 from attribution.layers.norm import BatchNormLayer
 from attribution.rules import LRPRule
 
@@ -343,3 +345,86 @@ def test_verbose_shows_the_progress_bar(mlp_model, capsys):
     assert "Backward pass 'LRP'" in capsys.readouterr().err
     LRP(Converter(mlp_model), torch.randn(2, 5))
     assert capsys.readouterr().err == ""
+
+
+# --- residual sums ---------------------------------------------------------------------------
+
+
+class _ResidualStack(nn.Module):
+    """Bias-free ResNet-style blocks ``x + conv(relu(conv(x)))`` with small branches (their
+    outputs near zero, where innsight's equal split explodes), pooled, then a head."""
+
+    def __init__(self, blocks: int = 4) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.stem = nn.Conv2d(1, 4, 3, padding=1, bias=False)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, bias=False), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, padding=1, bias=False))
+            for _ in range(blocks)
+        )  # fmt: skip
+        with torch.no_grad():
+            for branch in self.branches:
+                branch[2].weight.mul_(0.05)
+        self.head = nn.Linear(4 * 6 * 6, 3, bias=False)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        for branch in self.branches:
+            x = torch.relu(x + branch(x))
+        return self.head(torch.flatten(x, 1))
+
+
+def test_lrp_at_a_residual_sum_follows_each_branchs_share():
+    model = _ResidualStack().double().eval()
+    x = torch.rand(3, 1, 6, 6, dtype=torch.float64)
+    converter = Converter(model, input_dim=(1, 6, 6), dtype="double")
+    outputs = [0, 1, 2]
+    relevance = LRP(converter, x, output_idx=outputs, dtype="double")
+    # bias-free ReLU network: LRP-0 is Gradient × Input, and relevance is conserved
+    gradient_x_input = Gradient(converter, x, times_input=True, output_idx=outputs,
+                                dtype="double").get_result()  # fmt: skip
+    np.testing.assert_allclose(relevance.get_result(), gradient_x_input, atol=1e-10)
+    np.testing.assert_allclose(relevance.get_result().sum((1, 2, 3)),
+                               relevance.preds[0].numpy(), rtol=1e-9)  # fmt: skip
+    # innsight's equal split stays available: it conserves too, but inflates relevance
+    equal = LRP(converter, x, output_idx=outputs, dtype="double",
+                rule_name={"Add_Layer": "equal"}).get_result()  # fmt: skip
+    np.testing.assert_allclose(equal.sum((1, 2, 3)), relevance.preds[0].numpy(), rtol=1e-8)
+    assert np.abs(equal).max() > 5 * np.abs(gradient_x_input).max()
+
+
+def test_epsilon_and_alpha_beta_apply_at_a_sum_as_at_a_linear_layer():
+    converter = Converter(_ResidualStack(1).double().eval(), input_dim=(1, 6, 6), dtype="double")
+    x = torch.rand(2, 1, 6, 6, dtype=torch.float64)
+    for rule in ("epsilon", "alpha_beta"):
+        add_only = LRP(converter, x, dtype="double", rule_name={"Add_Layer": rule})
+        assert add_only.get_result().shape == (2, 1, 6, 6, 3)
+        assert np.isfinite(add_only.get_result()).all()
+    # by hand: a sum a + b with inputs of both signs
+    a = torch.tensor([[2.0, -1.0, 3.0]], dtype=torch.float64)
+    b = torch.tensor([[-1.0, -1.0, 1.0]], dtype=torch.float64)
+    R = torch.tensor([[[1.0, 2.0, 4.0]]], dtype=torch.float64)  # (K=1, batch, 3)
+    values = LayerValues([a, b], a + b, a + b)
+    stab = 1e-15
+    simple = AddLayer().lrp(values, R, LRPRule("simple"), True, stab)
+    np.testing.assert_allclose(simple[0], R * a / (a + b) + 0 * R, rtol=1e-12)
+    np.testing.assert_allclose(simple[0] + simple[1], R, rtol=1e-12)
+    alpha = 2.0
+    split = AddLayer().lrp(values, R, LRPRule("alpha_beta", alpha), True, stab)
+    pos, neg = a.clamp(min=0) + b.clamp(min=0), a.clamp(max=0) + b.clamp(max=0)
+    # where a part of the sum is zero, its share is zero (0 / 0 → 0)
+    want_a = (
+        alpha * torch.nan_to_num(a.clamp(min=0) / pos) * R
+        + (1 - alpha) * torch.nan_to_num(a.clamp(max=0) / neg) * R
+    )
+    np.testing.assert_allclose(split[0], want_a, rtol=1e-10, atol=1e-12)
+
+
+def test_the_equal_rule_is_for_sums_only():
+    converter = Converter(_ResidualStack(1).eval(), input_dim=(1, 6, 6))
+    x = torch.rand(1, 1, 6, 6)
+    with pytest.raises(ValueError, match=r"'equal' .* only for Add_Layer: use rule_name="):
+        LRP(converter, x, rule_name="equal")
+    with pytest.raises(ValueError, match=r"'equal' is only for Add_Layer .* Dense_Layer"):
+        LRP(converter, x, rule_name={"Dense_Layer": "equal"})
