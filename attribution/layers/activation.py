@@ -17,6 +17,10 @@ def _softmax(z: Tensor, dim: int = -1) -> Tensor:
     return torch.softmax(z, dim + 1 if dim >= 0 else dim)
 
 
+def _log_softmax(z: Tensor, dim: int = -1) -> Tensor:
+    return torch.log_softmax(z, dim + 1 if dim >= 0 else dim)
+
+
 _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "linear": lambda z: z,
     "relu": F.relu,
@@ -28,8 +32,16 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "softmax": _softmax,
     "gelu": F.gelu,
     "silu": F.silu,
+    "hardtanh": F.hardtanh,
+    "hardswish": F.hardswish,
+    "hardsigmoid": F.hardsigmoid,
+    "mish": F.mish,
+    "log_softmax": _log_softmax,
 }
 _ALIASES = {"logistic": "sigmoid"}
+_PER_INSTANCE = ("softmax", "log_softmax")
+"""Activations over an axis, not value by value: their derivative is the Jacobian's
+diagonal."""
 _INNSIGHT_DEFAULTS = {"leaky_relu": {"negative_slope": 0.01}}
 
 ACTIVATION_NAMES = sorted([*_FUNCTIONS, *_ALIASES])
@@ -67,10 +79,11 @@ class Activation:
         return _FUNCTIONS[self.name](z, **self.params)
 
     def derivative(self, z: Tensor) -> Tensor:
-        """The element-wise derivative ``f'(z)``; for softmax the Jacobian's diagonal."""
-        if self.name == "softmax":
-            s = self(z)
-            return s * (1 - s)
+        """The element-wise derivative ``f'(z)``; for softmax and log-softmax the Jacobian's
+        diagonal."""
+        if self.name in _PER_INSTANCE:
+            s = _softmax(z, **self.params)
+            return s * (1 - s) if self.name == "softmax" else 1 - s
         with torch.enable_grad():
             z = z.detach().requires_grad_(True)
             (gradient,) = torch.autograd.grad(self(z).sum(), z)
@@ -185,6 +198,57 @@ def _gelu(call: Call) -> Activation:
 @register_function(F.silu)
 def _silu(call: Call) -> Activation:
     return Activation("silu")
+
+
+@register_module(nn.ReLU6)
+@register_function(F.relu6)
+def _relu6(call: Call) -> Activation:
+    return Activation("hardtanh", min_val=0.0, max_val=6.0)
+
+
+@register_module(nn.Hardtanh)
+def _hardtanh_module(call: Call) -> Activation:
+    if isinstance(call.module, nn.ReLU6):
+        return _relu6(call)
+    return Activation("hardtanh", min_val=call.module.min_val, max_val=call.module.max_val)
+
+
+@register_function(F.hardtanh)
+def _hardtanh(call: Call) -> Activation:
+    return Activation("hardtanh", min_val=call.kwargs.get("min_val", -1.0),
+                      max_val=call.kwargs.get("max_val", 1.0))  # fmt: skip
+
+
+@register_module(nn.Hardswish)
+@register_function(F.hardswish)
+def _hardswish(call: Call) -> Activation:
+    return Activation("hardswish")
+
+
+@register_module(nn.Hardsigmoid)
+@register_function(F.hardsigmoid)
+def _hardsigmoid(call: Call) -> Activation:
+    return Activation("hardsigmoid")
+
+
+@register_module(nn.Mish)
+@register_function(F.mish)
+def _mish(call: Call) -> Activation:
+    return Activation("mish")
+
+
+@register_module(nn.LogSoftmax)
+def _log_softmax_module(call: Call) -> Activation:
+    if call.module.dim is None:
+        raise ValueError(f"nn.LogSoftmax at '{call.name}' has no dim: set dim explicitly.")
+    return Activation("log_softmax", dim=instance_dim(call.module.dim, len(call.in_shape) + 1))
+
+
+@register_function(F.log_softmax, torch.log_softmax, "method:log_softmax")
+def _log_softmax_function(call: Call) -> Activation:
+    if call.kwargs.get("dim") is None:
+        raise ValueError(f"log_softmax at '{call.name}' has no dim: set dim explicitly.")
+    return Activation("log_softmax", dim=instance_dim(call.kwargs["dim"], len(call.in_shape) + 1))
 
 
 @register_spec("Activation")

@@ -30,11 +30,24 @@ def rand(*shape: int) -> torch.Tensor:
         ("softmax", {"dim": 0}, lambda z: torch.softmax(z, 1)),
         ("gelu", {"approximate": "tanh"}, lambda z: F.gelu(z, approximate="tanh")),
         ("silu", {}, F.silu),
+        ("hardtanh", {"min_val": 0.0, "max_val": 6.0}, F.relu6),
+        ("hardtanh", {}, F.hardtanh),
+        ("hardswish", {}, F.hardswish),
+        ("hardsigmoid", {}, F.hardsigmoid),
+        ("mish", {}, F.mish),
+        ("log_softmax", {"dim": 0}, lambda z: torch.log_softmax(z, 1)),
     ],
 )
 def test_functions_match_torch(name, params, reference):
     z = rand(5, 3, 4)
     torch.testing.assert_close(Activation(name, **params)(z), reference(z), rtol=0, atol=1e-12)
+
+
+def test_log_softmax_derivative_is_the_jacobians_diagonal():
+    z = rand(4, 3)
+    activation = Activation("log_softmax", dim=0)
+    jacobian = torch.autograd.functional.jacobian(lambda v: torch.log_softmax(v, -1), z[0])
+    torch.testing.assert_close(activation.derivative(z)[0], torch.diagonal(jacobian))
 
 
 def test_logistic_is_an_alias_of_sigmoid():
@@ -50,8 +63,9 @@ def test_leaky_relu_has_innsights_default_slope():
 def test_unknown_name_lists_the_supported_ones():
     with pytest.raises(
         ValueError,
-        match=r"^Unknown activation 'swish'\. Supported activations: elu, gelu, leaky_relu, "
-        r"linear, logistic, relu, sigmoid, silu, softmax, softplus, tanh\.$",
+        match=r"^Unknown activation 'swish'\. Supported activations: elu, gelu, hardsigmoid, "
+        r"hardswish, hardtanh, leaky_relu, linear, log_softmax, logistic, mish, relu, sigmoid, "
+        r"silu, softmax, softplus, tanh\.$",
     ):
         Activation("swish")
 

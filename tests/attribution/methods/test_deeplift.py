@@ -313,3 +313,36 @@ def test_deeplift_argument_errors(mlp_model, kwargs, message):
 def test_deepshap_limit_ref_must_be_a_positive_integer(mlp_model):
     with pytest.raises(ValueError, match="limit_ref must be an integer >= 1; got 0"):
         DeepSHAP(Converter(mlp_model), torch.randn(2, 5), limit_ref=0)
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [nn.ReLU6(), nn.Hardtanh(-0.5, 0.5), nn.Hardswish(), nn.Hardsigmoid(), nn.Mish()],
+    ids=["ReLU6", "Hardtanh", "Hardswish", "Hardsigmoid", "Mish"],
+)
+def test_mobile_activations_sum_to_the_delta_and_have_autograds_gradient(activation):
+    from attribution import LRP, Gradient
+
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 4, 3), activation, nn.Flatten(), nn.Linear(4 * 4 * 4, 3),
+        nn.LogSoftmax(dim=1),
+    ).double()  # fmt: skip
+    x = 3 * torch.randn(4, 2, 6, 6, dtype=torch.float64)
+    x_ref = torch.randn(1, 2, 6, 6, dtype=torch.float64)
+    converter = Converter(model, input_dim=(2, 6, 6), dtype="double")
+    with torch.no_grad():
+        delta = model(x) - model(x_ref)
+    for ignore_last_act in (False, True):
+        res = DeepLift(converter, x, x_ref=x_ref, output_idx=[0, 1, 2], dtype="double",
+                       ignore_last_act=ignore_last_act)  # fmt: skip
+        sums = torch.as_tensor(res.get_result()).sum((1, 2, 3))
+        torch.testing.assert_close(sums, res.decomp_goal[0].double(), rtol=1e-8, atol=1e-10)
+    goal_with_act = DeepLift(converter, x, x_ref=x_ref, output_idx=[0, 1, 2], dtype="double",
+                             ignore_last_act=False).decomp_goal[0]  # fmt: skip
+    torch.testing.assert_close(goal_with_act.double(), delta, rtol=1e-10, atol=1e-12)
+    inputs = x.clone().requires_grad_(True)
+    model(inputs)[:, 1].sum().backward()
+    gradient = Gradient(converter, x, output_idx=[1], dtype="double", ignore_last_act=False)
+    torch.testing.assert_close(torch.as_tensor(gradient.get_result())[..., 0], inputs.grad)
+    assert torch.isfinite(torch.as_tensor(LRP(converter, x, dtype="double").get_result())).all()
