@@ -24,8 +24,8 @@ LRP_RULES = ("simple", "epsilon", "alpha_beta", "pass", "equal")
 """LRP rule names; ``pass`` only for batch normalisation (the layer is skipped), ``equal``
 only for sums (innsight's equal split, see :func:`lrp_rules_for`)."""
 
-_ONLY_FOR = {"pass": "BatchNorm_Layer", "equal": "Add_Layer"}
-"""Rules that only one layer type takes."""
+_ONLY_FOR = {"pass": ("BatchNorm_Layer",), "equal": ("Add_Layer", "GlobalAvgPool_Layer")}
+"""Rules that only some layer types take."""
 
 LRP_DEFAULT_PARAMS: dict[str, float | None] = {
     "simple": None, "epsilon": 0.01, "alpha_beta": 0.5, "pass": None, "equal": None,
@@ -36,6 +36,7 @@ back to 0.001) and α for ``alpha_beta``."""
 RULE_LAYER_TYPES = (
     "Dense_Layer", "Conv1D_Layer", "Conv2D_Layer", "BatchNorm_Layer", "AvgPool1D_Layer",
     "AvgPool2D_Layer", "MaxPool1D_Layer", "MaxPool2D_Layer", "Add_Layer",
+    "GlobalAvgPool_Layer",
 )  # fmt: skip
 """innsight's layer-type names that per-layer-type rule dictionaries may use as keys."""
 
@@ -44,7 +45,7 @@ DEEPLIFT_RULES = ("rescale", "reveal_cancel")
 
 def lrp_rules_for(layer_type: str) -> tuple[str, ...]:
     """The LRP rules a layer type takes: every rule but those only another type takes."""
-    return tuple(r for r in LRP_RULES if _ONLY_FOR.get(r, layer_type) == layer_type)
+    return tuple(r for r in LRP_RULES if layer_type in _ONLY_FOR.get(r, (layer_type,)))
 
 
 def stabilizer(dtype: torch.dtype) -> float:
@@ -62,7 +63,8 @@ class LRPRule:
 
 _WHAT = {
     "pass": "skips a layer whose input and output have the same size",
-    "equal": "splits a sum's relevance equally between its inputs, as innsight does",
+    "equal": "splits relevance evenly over a sum's inputs or a global average's "
+    "positions, as innsight does",
 }
 
 
@@ -75,8 +77,8 @@ def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
     if isinstance(rule_name, str) and rule_name in _ONLY_FOR:
         only = _ONLY_FOR[rule_name]
         raise ValueError(
-            f"rule_name {rule_name!r} {_WHAT[rule_name]}, so it is only for {only}: use "
-            f"rule_name={{{only!r}: {rule_name!r}}}."
+            f"rule_name {rule_name!r} {_WHAT[rule_name]}, so it is only for "
+            f"{' and '.join(only)}: use rule_name={{{only[0]!r}: {rule_name!r}}}."
         )
     names = _per_type(rule_name, "rule_name", "simple")
     params = _per_type(rule_param, "rule_param", None)
@@ -89,10 +91,10 @@ def resolve_lrp_rules(rule_name: Any, rule_param: Any) -> dict[str, LRPRule]:
                 "('pass' for BatchNorm_Layer only, 'equal' for Add_Layer only)."
             )
         if name not in lrp_rules_for(layer_type):
-            what = _WHAT[name]
+            only, what = " and ".join(_ONLY_FOR[name]), _WHAT[name]
             raise ValueError(
-                f"rule_name {name!r} is only for {_ONLY_FOR[name]} ({what}); got it for "
-                f"{layer_type}, whose valid rules are {', '.join(lrp_rules_for(layer_type))}."
+                f"rule_name {name!r} is only for {only} ({what}); got it for {layer_type}, "
+                f"whose valid rules are {', '.join(lrp_rules_for(layer_type))}."
             )
         param = params[layer_type]
         if param is None:

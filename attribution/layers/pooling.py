@@ -34,9 +34,9 @@ class PoolLayer(Layer):
 class AvgPoolLayer(PoolLayer):
     """Average pooling: a linear map with non-negative weights ``1/k`` and no bias."""
 
-    def linear_map(self, in_shape: tuple[int, ...]) -> _AvgPoolMap:
+    def linear_map(self, in_shape: tuple[int, ...]) -> AveragingMap:
         """The rules' view of the pooling (its ``W⁻`` is zero)."""
-        return _AvgPoolMap(self, in_shape)
+        return AveragingMap(self, in_shape)
 
     def lrp(
         self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
@@ -46,10 +46,11 @@ class AvgPoolLayer(PoolLayer):
         return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
 
 
-class _AvgPoolMap:
-    """Average pooling as a :class:`~attribution.rules.LinearMap`."""
+class AveragingMap:
+    """An averaging layer (average, adaptive or global average pooling: non-negative
+    weights, no bias) as a :class:`~attribution.rules.LinearMap`."""
 
-    def __init__(self, layer: AvgPoolLayer, in_shape: tuple[int, ...]) -> None:
+    def __init__(self, layer: Layer, in_shape: tuple[int, ...]) -> None:
         self.layer = layer
         self.in_shape = in_shape
 
@@ -80,6 +81,19 @@ class AvgPool2DLayer(AvgPoolLayer):
     type_name = "AvgPool2D_Layer"
     n_spatial = 2
     _pool = F.avg_pool2d
+
+
+class AdaptiveAvgPool1DLayer(AvgPool1DLayer):
+    """Adaptive average pooling of signals to ``output_size`` (windows of varying size)."""
+
+    _pool = F.adaptive_avg_pool1d
+
+
+class AdaptiveAvgPool2DLayer(AvgPool2DLayer):
+    """Adaptive average pooling of images to ``output_size`` (windows of varying size, as
+    the ``AdaptiveAvgPool2d((7, 7))`` of VGG and AlexNet)."""
+
+    _pool = F.adaptive_avg_pool2d
 
 
 class MaxPoolLayer(PoolLayer):
@@ -152,6 +166,20 @@ class MaxPool2DLayer(MaxPoolLayer):
     _average = AvgPool2DLayer
 
 
+class AdaptiveMaxPool1DLayer(MaxPool1DLayer):
+    """Adaptive max pooling of signals to ``output_size``."""
+
+    _pool = F.adaptive_max_pool1d
+    _average = AdaptiveAvgPool1DLayer
+
+
+class AdaptiveMaxPool2DLayer(MaxPool2DLayer):
+    """Adaptive max pooling of images to ``output_size``."""
+
+    _pool = F.adaptive_max_pool2d
+    _average = AdaptiveAvgPool2DLayer
+
+
 def rescaled_average(
     average: Layer, values: LayerValues, reference: LayerValues, m: Tensor, stab: float
 ) -> list[Tensor]:
@@ -199,11 +227,28 @@ class GlobalPoolLayer(Layer):
 
 
 class GlobalAvgPoolLayer(GlobalPoolLayer):
-    """Global average pooling: every position gets ``1/N`` of the signal (innsight's LRP
-    too, regardless of the input values)."""
+    """Global average pooling: every position gets ``1/N`` of the signal.
+
+    LRP treats it as the linear map it is, with the layer type's rule (as average
+    pooling): a position's relevance is its share of the mean. innsight spreads relevance
+    evenly over the positions, whatever their values (rule ``"equal"``); that gives
+    positions whose activation is 0 relevance, so LRP-0 no longer equals Gradient × Input
+    on ReLU networks (on DenseNet-121 and GoogLeNet the difference was as large as the
+    relevances).
+    """
 
     type_name = "GlobalAvgPool_Layer"
     _reduce = torch.mean
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The rule of average pooling, or innsight's even split (``equal``)."""
+        if rule.name == "equal":
+            return self.transpose(R, values.in_shapes)
+        x = values.inputs[0]  # the mean again: global max pooling lends its values
+        linear_map = AveragingMap(self, values.in_shapes[0])
+        return [lrp_linear(linear_map, x, self.preactivation(x), R, rule, stab)]
 
 
 class GlobalMaxPoolLayer(GlobalPoolLayer):
@@ -292,33 +337,32 @@ _register_pooling(MaxPool1DLayer, nn.MaxPool1d, F.max_pool1d)
 _register_pooling(MaxPool2DLayer, nn.MaxPool2d, F.max_pool2d)
 
 
-def _global_pool(
-    call: Call, layer_type: type[GlobalPoolLayer], n_spatial: int, output_size: Any
-) -> Layer:
+def _adaptive_pool(call: Call, kind: str, n_spatial: int, output_size: Any) -> Layer:
+    """Global pooling where every output size is 1, else adaptive pooling to the size."""
     _check_rank(call, n_spatial)
-    sizes = output_size if isinstance(output_size, (tuple, list)) else [output_size]
-    if any(size not in (1, None) for size in sizes) or call.out_shape[1:] != (1,) * n_spatial:
-        raise ValueError(
-            f"adaptive pooling at '{call.name}' has output_size {output_size!r}; only "
-            "output_size=1 (global pooling) is supported."
-        )
-    return layer_type(keepdim=True)
+    if call.out_shape[1:] == (1,) * n_spatial:
+        return (GlobalAvgPoolLayer if kind == "avg" else GlobalMaxPoolLayer)(keepdim=True)
+    layers = {
+        ("avg", 1): AdaptiveAvgPool1DLayer, ("avg", 2): AdaptiveAvgPool2DLayer,
+        ("max", 1): AdaptiveMaxPool1DLayer, ("max", 2): AdaptiveMaxPool2DLayer,
+    }  # fmt: skip
+    return layers[kind, n_spatial](output_size=tuple(call.out_shape[1:]))
 
 
 _ADAPTIVE = {
-    nn.AdaptiveAvgPool1d: (GlobalAvgPoolLayer, 1),
-    nn.AdaptiveAvgPool2d: (GlobalAvgPoolLayer, 2),
-    nn.AdaptiveMaxPool1d: (GlobalMaxPoolLayer, 1),
-    nn.AdaptiveMaxPool2d: (GlobalMaxPoolLayer, 2),
+    nn.AdaptiveAvgPool1d: ("avg", 1),
+    nn.AdaptiveAvgPool2d: ("avg", 2),
+    nn.AdaptiveMaxPool1d: ("max", 1),
+    nn.AdaptiveMaxPool2d: ("max", 2),
 }
 
 
 def _adaptive_module(call: Call) -> Layer:
     module = call.module
-    layer_type, n_spatial = next(
-        value for cls, value in _ADAPTIVE.items() if isinstance(module, cls)
-    )
-    return _global_pool(call, layer_type, n_spatial, module.output_size)
+    if getattr(module, "return_indices", False):
+        raise ValueError(f"adaptive max pooling at '{call.name}' returns indices: unsupported.")
+    kind, n_spatial = next(value for cls, value in _ADAPTIVE.items() if isinstance(module, cls))
+    return _adaptive_pool(call, kind, n_spatial, module.output_size)
 
 
 register_module(*_ADAPTIVE)(_adaptive_module)
@@ -326,12 +370,22 @@ register_module(*_ADAPTIVE)(_adaptive_module)
 
 @register_function(F.adaptive_avg_pool1d)
 def _adaptive_avg_function_1d(call: Call) -> Layer:
-    return _global_pool(call, GlobalAvgPoolLayer, 1, call.kwargs["output_size"])
+    return _adaptive_pool(call, "avg", 1, call.kwargs["output_size"])
 
 
 @register_function(F.adaptive_avg_pool2d)
 def _adaptive_avg_function_2d(call: Call) -> Layer:
-    return _global_pool(call, GlobalAvgPoolLayer, 2, call.kwargs["output_size"])
+    return _adaptive_pool(call, "avg", 2, call.kwargs["output_size"])
+
+
+@register_function(F.adaptive_max_pool1d)
+def _adaptive_max_function_1d(call: Call) -> Layer:
+    return _adaptive_pool(call, "max", 1, call.kwargs["output_size"])
+
+
+@register_function(F.adaptive_max_pool2d)
+def _adaptive_max_function_2d(call: Call) -> Layer:
+    return _adaptive_pool(call, "max", 2, call.kwargs["output_size"])
 
 
 @register_function(torch.mean, "method:mean")

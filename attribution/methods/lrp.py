@@ -43,15 +43,17 @@ class LRP(InterpretingMethod):
     {common}
     rule_name : str or dict, default="simple"
         ``"simple"``, ``"epsilon"``, ``"alpha_beta"``, ``"pass"`` (batch normalisation
-        only: the layer is skipped) or ``"equal"`` (sums only: innsight's equal split);
-        or a dict keyed by innsight's layer types (``Dense_Layer``, ``Conv1D_Layer``,
-        ``Conv2D_Layer``, ``BatchNorm_Layer``, ``AvgPool1D_Layer``, ``AvgPool2D_Layer``,
-        ``MaxPool1D_Layer``, ``MaxPool2D_Layer``, ``Add_Layer``); types missing from the
-        dict use ``"simple"``. At a sum (``Add_Layer``, residual ``+``) the rules share
-        relevance by each input's part of the sum, as for a linear layer with weights 1
-        (Zennit's residual canonizer does the same); innsight splits it equally, which
-        inflates relevance block by block where a branch's output is near zero: use
-        ``rule_name={"Add_Layer": "equal"}`` for innsight's numbers.
+        only: the layer is skipped) or ``"equal"`` (sums and global average pooling
+        only: innsight's even split); or a dict keyed by innsight's layer types
+        (``Dense_Layer``, ``Conv1D_Layer``, ``Conv2D_Layer``, ``BatchNorm_Layer``,
+        ``AvgPool1D_Layer``, ``AvgPool2D_Layer``, ``MaxPool1D_Layer``,
+        ``MaxPool2D_Layer``, ``Add_Layer``, ``GlobalAvgPool_Layer``); types missing from
+        the dict use ``"simple"``. At a sum (``Add_Layer``, residual ``+``) the rules
+        share relevance by each input's part of the sum, as for a linear layer with
+        weights 1 (Zennit's residual canonizer does the same); innsight splits it
+        equally, which inflates relevance block by block where a branch's output is near
+        zero: use ``rule_name={"Add_Layer": "equal"}`` for innsight's numbers. Global
+        average pooling takes the rule of average pooling likewise (innsight: ``"equal"``).
     rule_param : float or dict, default=None
         ε for ``epsilon`` (default 0.01, as innsight documents it; innsight's code falls
         back to 0.001) and α for ``alpha_beta`` (default 0.5); a dict keyed like

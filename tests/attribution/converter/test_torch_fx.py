@@ -140,6 +140,36 @@ MODULES = [
         ["GlobalAvgPool_Layer", "Flatten_Layer"],
     ),
     (
+        "AdaptiveAvgPool2d-7x7-of-9x9",  # VGG's, with windows of varying size
+        lambda: seq(nn.AdaptiveAvgPool2d((7, 7)), nn.Flatten()),
+        (2, 9, 9),
+        ["AvgPool2D_Layer", "Flatten_Layer"],
+    ),
+    (
+        "AdaptiveAvgPool2d-identity",
+        lambda: seq(nn.AdaptiveAvgPool2d((7, None)), nn.Flatten()),
+        (2, 7, 7),
+        ["AvgPool2D_Layer", "Flatten_Layer"],
+    ),
+    (
+        "AdaptiveAvgPool1d-3-of-8",
+        lambda: seq(nn.AdaptiveAvgPool1d(3), nn.Flatten()),
+        (2, 8),
+        ["AvgPool1D_Layer", "Flatten_Layer"],
+    ),
+    (
+        "AdaptiveMaxPool2d-3x2",
+        lambda: seq(nn.AdaptiveMaxPool2d((3, 2)), nn.Flatten()),
+        (2, 7, 5),
+        ["MaxPool2D_Layer", "Flatten_Layer"],
+    ),
+    (
+        "F.adaptive_max_pool1d-3",
+        lambda: Lambda(lambda x: F.adaptive_max_pool1d(x, 3).flatten(1)),
+        (2, 8),
+        ["MaxPool1D_Layer", "Flatten_Layer"],
+    ),
+    (
         "AdaptiveMaxPool1d",
         lambda: seq(nn.AdaptiveMaxPool1d(1), nn.Flatten()),
         (2, 9),

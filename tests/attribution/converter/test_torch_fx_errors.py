@@ -310,12 +310,6 @@ def test_an_output_must_be_computed_by_a_layer():
             id="BatchNorm-without-running-stats",
         ),
         pytest.param(
-            nn.Sequential(nn.AdaptiveAvgPool2d(2), nn.Flatten()),
-            (2, 4, 4),
-            r"adaptive pooling at '0' has output_size 2; only output_size=1",
-            id="AdaptiveAvgPool2d(2)",
-        ),
-        pytest.param(
             Lambda(lambda x: x.mean(1)),
             (2, 4, 4),
             r"'mean' reduces over axes \[1\] of a tensor of shape \(batch, 2, 4, 4\); only "

@@ -505,9 +505,16 @@ def test_global_max_pooling_without_winner_takes_all_is_global_average_pooling(k
     values, reference = values_of(layer, [x]), values_of(layer, [x_ref])
     R = out_signal(values)
     (R_in,) = layer.lrp(values, R, LRPRule("simple"), False, STAB)
+    # global average pooling's rule: each position's share x / Σx of the channel's mean
+    mean = x.mean((2, 3), keepdim=True)
+    share = R.reshape(K, BATCH, 3, 1, 1) * x / (20 * (mean + STAB * torch.sign(mean)))
+    torch.testing.assert_close(R_in, share, rtol=1e-12, atol=1e-15)
+    averaged = values_of(average, [x])
+    torch.testing.assert_close(R_in, average.lrp(averaged, R, LRPRule("simple"), True, STAB)[0])
+    # innsight's even split, on request
+    (even,) = average.lrp(averaged, R, LRPRule("equal"), True, STAB)
     spread = R.reshape(K, BATCH, 3, 1, 1).expand(-1, -1, -1, 4, 5) / 20
-    torch.testing.assert_close(R_in, spread, rtol=0, atol=1e-15)
-    torch.testing.assert_close(R_in, average.lrp(values, R, LRPRule("simple"), True, STAB)[0])
+    torch.testing.assert_close(even, spread, rtol=0, atol=1e-15)
     (m_in,) = layer.deeplift(values, reference, R, None, "rescale", False, STAB)
     ratio = (x.amax((2, 3)) - x_ref.amax((2, 3))) / (x - x_ref).mean((2, 3))
     torch.testing.assert_close(m_in, spread * ratio.reshape(1, BATCH, 3, 1, 1))

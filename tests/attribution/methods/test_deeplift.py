@@ -346,3 +346,22 @@ def test_mobile_activations_sum_to_the_delta_and_have_autograds_gradient(activat
     gradient = Gradient(converter, x, output_idx=[1], dtype="double", ignore_last_act=False)
     torch.testing.assert_close(torch.as_tensor(gradient.get_result())[..., 0], inputs.grad)
     assert torch.isfinite(torch.as_tensor(LRP(converter, x, dtype="double").get_result())).all()
+
+
+@pytest.mark.parametrize("winner_takes_all", [True, False])
+def test_adaptive_pooling_of_any_size_sums_to_the_delta(winner_takes_all):
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d((4, 3)), nn.Tanh(),
+        nn.AdaptiveMaxPool2d((2, 2)), nn.Flatten(), nn.Linear(12, 2),
+    ).double()  # fmt: skip
+    x, x_ref = torch.randn(3, 2, 7, 5, dtype=torch.float64), torch.randn(1, 2, 7, 5).double()
+    converter = Converter(model, input_dim=(2, 7, 5), dtype="double")
+    with torch.no_grad():
+        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
+        delta = model(x) - model(x_ref)
+    res = DeepLift(converter, x, x_ref=x_ref, dtype="double", winner_takes_all=winner_takes_all)
+    sums = torch.as_tensor(res.get_result()).sum((1, 2, 3))
+    torch.testing.assert_close(res.decomp_goal[0].double(), delta, rtol=1e-10, atol=1e-12)
+    if not winner_takes_all:  # innsight's max-pooling multipliers sum to the delta this way
+        torch.testing.assert_close(sums, delta, rtol=1e-8, atol=1e-10)

@@ -421,10 +421,37 @@ def test_epsilon_and_alpha_beta_apply_at_a_sum_as_at_a_linear_layer():
     np.testing.assert_allclose(split[0], want_a, rtol=1e-10, atol=1e-12)
 
 
-def test_the_equal_rule_is_for_sums_only():
+def test_the_equal_rule_is_for_sums_and_global_averages_only():
     converter = Converter(_ResidualStack(1).eval(), input_dim=(1, 6, 6))
     x = torch.rand(1, 1, 6, 6)
-    with pytest.raises(ValueError, match=r"'equal' .* only for Add_Layer: use rule_name="):
+    with pytest.raises(ValueError, match=r"'equal' .* only for Add_Layer and GlobalAvgPool_Layer"):
         LRP(converter, x, rule_name="equal")
-    with pytest.raises(ValueError, match=r"'equal' is only for Add_Layer .* Dense_Layer"):
+    with pytest.raises(ValueError, match=r"'equal' is only for Add_Layer .*; got it for Dense_L"):
         LRP(converter, x, rule_name={"Dense_Layer": "equal"})
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [nn.AdaptiveAvgPool2d((3, 3)), nn.AdaptiveAvgPool2d(1), nn.AdaptiveMaxPool2d((2, 3))],
+    ids=["adaptive-avg-3x3-of-5x5", "global-avg", "adaptive-max-2x3"],
+)
+def test_pooled_bias_free_relu_nets_give_gradient_times_input(pool):
+    """LRP-0 equals Gradient × Input on bias-free ReLU networks whose pooling is linear
+    (average) or routes to the maxima; global average pooling included (innsight's even
+    split breaks this, see the equal rule)."""
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1, bias=False), nn.ReLU(), pool, nn.Flatten(),
+        nn.LazyLinear(2, bias=False),
+    ).double()  # fmt: skip
+    x = torch.rand(3, 2, 5, 5, dtype=torch.float64)
+    model(x)  # materialise the lazy layer
+    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
+    lrp = LRP(converter, x, dtype="double").get_result()
+    gradient_x_input = Gradient(converter, x, times_input=True, dtype="double").get_result()
+    np.testing.assert_allclose(lrp, gradient_x_input, rtol=1e-9, atol=1e-12)
+    if isinstance(pool, nn.AdaptiveAvgPool2d) and pool.output_size == 1:
+        even = LRP(converter, x, dtype="double",
+                   rule_name={"GlobalAvgPool_Layer": "equal"}).get_result()  # fmt: skip
+        np.testing.assert_allclose(even.sum((1, 2, 3)), lrp.sum((1, 2, 3)), rtol=1e-9)
+        assert np.abs(even - gradient_x_input).max() > 1e-3
