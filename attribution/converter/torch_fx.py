@@ -269,7 +269,10 @@ def _keyword_arguments(fx_node: fx.Node, values: dict[str, Any]) -> dict[str, An
         normalized = normalize_function(target, args, kwargs, normalize_to_only_use_kwargs=True)
     except Exception:  # ambiguous or unknown signatures: keep the call's own keywords
         normalized = None
-    return dict(normalized.kwargs) if normalized is not None else dict(kwargs)
+    if normalized is not None:
+        return dict(normalized.kwargs)
+    # varargs (x.permute(0, 2, 1)) or overloads: the positional arguments after the tensor
+    return {**kwargs, "args": tuple(args[1:])}
 
 
 def _output_positions(outputs: list, env: dict[str, Ref | None], values) -> list[int]:

@@ -1,4 +1,5 @@
-"""Layers that move values without mixing them: flatten, padding, and skipped calls."""
+"""Layers that move values without mixing them: flatten, reshape, permutations, padding,
+and skipped calls."""
 
 from __future__ import annotations
 
@@ -52,6 +53,44 @@ class FlattenLayer(Layer):
             shape = (*shape[1:], shape[0])
         v = v.reshape(*v.shape[:2], *shape)
         return [v.movedim(-1, 2) if self.channels_last else v]
+
+
+class ReshapeLayer(Layer):
+    """One instance reshaped to ``out_dim`` (values keep their order: a pure reordering)."""
+
+    type_name = "Reshape_Layer"
+
+    def __init__(self, out_dim: Sequence[int]) -> None:
+        super().__init__()
+        self.out_dim = tuple(out_dim)
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The reshaped input."""
+        return x.reshape(len(x), *self.out_dim)
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The values put back into the input's shape."""
+        return [v.reshape(*v.shape[:2], *in_shapes[0])]
+
+
+class PermuteLayer(Layer):
+    """The axes of one instance reordered: axis ``k`` of the output is axis ``order[k]``
+    of the input (0 = the first axis after the batch)."""
+
+    type_name = "Permute_Layer"
+
+    def __init__(self, order: Sequence[int]) -> None:
+        super().__init__()
+        self.order = tuple(order)
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The input with its axes reordered."""
+        return x.permute(0, *(axis + 1 for axis in self.order))
+
+    def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """The inverse reordering (after the explained-output and batch axes)."""
+        inverse = sorted(range(len(self.order)), key=self.order.__getitem__)
+        return [v.permute(0, 1, *(axis + 2 for axis in inverse))]
 
 
 class PaddingLayer(Layer):
@@ -121,16 +160,56 @@ def _flatten_function(call: Call) -> FlattenLayer:
 
 
 @register_function(torch.reshape, "method:view", "method:reshape")
-def _reshape(call: Call) -> FlattenLayer | object:
+def _reshape(call: Call) -> FlattenLayer | ReshapeLayer | object:
     if call.out_shape == call.in_shape:
         return SKIP
     if call.out_shape == (math.prod(call.in_shape),):
         return FlattenLayer()
-    raise ValueError(
-        f"'{call.name}' reshapes (batch, {', '.join(map(str, call.in_shape))}) to (batch, "
-        f"{', '.join(map(str, call.out_shape))}); only reshapes to a flat (batch, features) "
-        "tensor are supported."
-    )
+    return ReshapeLayer(call.out_shape)
+
+
+@register_function(torch.permute, "method:permute")
+def _permute(call: Call) -> PermuteLayer:
+    dims = call.kwargs.get("dims", call.kwargs.get("args", ()))
+    if len(dims) == 1 and isinstance(dims[0], Sequence):  # x.permute((0, 2, 1))
+        dims = dims[0]
+    return _reordering(call, [d % (len(call.in_shape) + 1) for d in dims])
+
+
+@register_function(torch.transpose, torch.swapaxes, "method:transpose", "method:swapaxes")
+def _transpose(call: Call) -> PermuteLayer:
+    rank = len(call.in_shape) + 1
+    given = call.kwargs.get("args", (None, None))
+    first = call.kwargs.get("dim0", call.kwargs.get("axis0", given[0]))
+    second = call.kwargs.get("dim1", call.kwargs.get("axis1", given[1]))
+    order = list(range(rank))
+    order[first % rank], order[second % rank] = order[second % rank], order[first % rank]
+    return _reordering(call, order)
+
+
+@register_function(torch.movedim, "method:movedim")
+def _movedim(call: Call) -> PermuteLayer:
+    rank = len(call.in_shape) + 1
+    given = call.kwargs.get("args", ())
+    source = call.kwargs.get("source", given[0] if given else None)
+    destination = call.kwargs.get("destination", given[1] if len(given) > 1 else None)
+    if not isinstance(source, int) or not isinstance(destination, int):
+        raise ValueError(f"'{call.name}' moves several axes at once: use permute instead.")
+    order = list(range(rank))
+    order.insert(destination % rank, order.pop(source % rank))
+    return _reordering(call, order)
+
+
+def _reordering(call: Call, order: list[int]) -> PermuteLayer | object:
+    """A permutation of all axes (batch first) that keeps the batch axis in place."""
+    if order[0] != 0:
+        raise ValueError(
+            f"'{call.name}' moves the batch axis (axes {order}); only reorderings of one "
+            "instance's axes are supported."
+        )
+    if order == sorted(order):
+        return SKIP
+    return PermuteLayer([axis - 1 for axis in order[1:]])
 
 
 _PAD_MODES = {

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attribution import Converter
+from attribution import LRP, Converter, DeepLift, Gradient, UnsupportedLayerError
 
 
 class Lambda(nn.Module):
@@ -767,3 +768,48 @@ def test_keep_returns_every_layers_tensors():
     torch.testing.assert_close(pass_.layer_outputs[0], hidden.relu())
     torch.testing.assert_close(pass_.layer_inputs[1][0], hidden.relu())
     torch.testing.assert_close(pass_.outputs[0], pass_.preactivations[0])
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNet's channel shuffle and ConvNeXt's channels-last round trip: reorderings
+    of one instance's values (view, transpose, reshape, permute, movedim)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(4, 4, 1, bias=False)
+        self.head = nn.Linear(4 * 3 * 3, 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        x = self.conv(x).view(b, 2, c // 2, h, w).transpose(1, 2).reshape(b, c, h, w)
+        x = torch.relu(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        x = torch.movedim(x, 1, -1).movedim(-1, 1)
+        return self.head(torch.swapaxes(x, 2, 3).flatten(1))
+
+
+def test_pure_reorderings_convert_and_explain_exactly(assert_same_forward, kinds):
+    converter = assert_same_forward(ChannelShuffle(), (4, 3, 3))
+    assert "Permute_Layer" in kinds(converter) and "Reshape_Layer" in kinds(converter)
+    model = ChannelShuffle().double()
+    converter = Converter(model, input_dim=(4, 3, 3), dtype="double")
+    x = torch.randn(3, 4, 3, 3, dtype=torch.float64)
+    lrp = LRP(converter, x, dtype="double").get_result()
+    with torch.no_grad():
+        out = model(x)
+    np.testing.assert_allclose(lrp.sum((1, 2, 3)), out.numpy(), rtol=1e-9)  # bias-free
+    inputs = x.clone().requires_grad_(True)
+    model(inputs)[:, 1].sum().backward()
+    gradient = Gradient(converter, x, output_idx=[1], dtype="double").get_result()[..., 0]
+    np.testing.assert_allclose(gradient, inputs.grad.numpy(), rtol=1e-10, atol=1e-12)
+    x_ref = torch.randn(1, 4, 3, 3, dtype=torch.float64)
+    contributions = DeepLift(converter, x, x_ref=x_ref, dtype="double").get_result()
+    with torch.no_grad():
+        delta = (model(x) - model(x_ref)).numpy()
+    np.testing.assert_allclose(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
+
+
+def test_a_reordering_that_moves_the_batch_axis_is_refused():
+    model = Lambda(lambda x: x.transpose(0, 1).flatten(1))
+    with pytest.raises(UnsupportedLayerError, match="not a float tensor with the batch on the"):
+        Converter(model, input_dim=(3, 4))

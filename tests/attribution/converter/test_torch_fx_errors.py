@@ -323,12 +323,6 @@ def test_an_output_must_be_computed_by_a_layer():
             id="amax-of-a-vector",
         ),
         pytest.param(
-            Lambda(lambda x: x.view(x.size(0), 4, -1).flatten(1)),
-            (2, 4, 4),
-            r"'view' reshapes \(batch, 2, 4, 4\) to \(batch, 4, 8\); only reshapes to a flat",
-            id="reshape-not-flat",
-        ),
-        pytest.param(
             Lambda(lambda x: x + 1.0, nn.Linear(3, 2)),
             (3,),
             r"'add' adds a constant to a tensor",
