@@ -40,6 +40,9 @@ class Call:
     module: nn.Module | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
     name: str = ""
+    constants: list[Any] = field(default_factory=list)
+    """Tensor arguments that are the model's own constants (parameters, buffers), for
+    builders registered with :func:`takes_constants`; ``in_shapes`` leaves them out."""
 
     @property
     def in_shape(self) -> tuple[int, ...]:
@@ -91,6 +94,21 @@ def module_builder(module: nn.Module) -> Builder | None:
     mro = type(module).__mro__
     matches = [(mro.index(cls), builder) for cls, builder in _MODULES if isinstance(module, cls)]
     return min(matches, key=lambda match: match[0])[1] if matches else None
+
+
+_TAKES_CONSTANTS: set[Builder] = set()
+
+
+def takes_constants(builder: Builder) -> Builder:
+    """Mark a builder whose calls may have constant tensors (a layer-scale parameter) among
+    their arguments; other calls with constant tensors are refused."""
+    _TAKES_CONSTANTS.add(builder)
+    return builder
+
+
+def accepts_constants(builder: Builder) -> bool:
+    """Whether :func:`takes_constants` marked ``builder``."""
+    return builder in _TAKES_CONSTANTS
 
 
 def function_builder(target: Any) -> Builder | None:

@@ -23,6 +23,7 @@ from attribution.converter.graph import ConvertedModel, Node, Ref, fuse_activati
 from attribution.converter.registry import (
     SKIP,
     Call,
+    accepts_constants,
     function_builder,
     module_builder,
     supported_functions,
@@ -35,8 +36,8 @@ _MODE_DEPENDENT = (nn.modules.dropout._DropoutNd, nn.modules.batchnorm._BatchNor
 _EXAMPLE_BATCH = 2
 _TOLERANCE = 1e-8
 _TORCH_FUNCTIONS_HINT = (
-    "The functions torch_grad, torch_smoothgrad, torch_intgrad and torch_expgrad still "
-    "explain this model with autograd, without conversion."
+    "The gradient family (Gradient, SmoothGrad, IntegratedGradient, ExpectedGradient and "
+    "the torch_* functions), LIME and SHAP still explain this model without conversion."
 )
 
 
@@ -201,6 +202,9 @@ def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> R
             type_name=type_name,
         )
     inputs = _tensor_inputs(fx_node, values)
+    constants = [n for n in inputs if env[n.name] is None]
+    if accepts_constants(builder):
+        inputs = [n for n in inputs if env[n.name] is not None]
     for n in inputs:
         if env[n.name] is None:
             raise UnsupportedLayerError(
@@ -224,6 +228,7 @@ def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> R
         module=module.get_submodule(fx_node.target) if fx_node.op == "call_module" else None,
         kwargs=_keyword_arguments(fx_node, values),
         name=path,
+        constants=[values[n.name] for n in constants],
     )
     try:
         built = builder(call)
@@ -271,8 +276,8 @@ def _keyword_arguments(fx_node: fx.Node, values: dict[str, Any]) -> dict[str, An
         normalized = None
     if normalized is not None:
         return dict(normalized.kwargs)
-    # varargs (x.permute(0, 2, 1)) or overloads: the positional arguments after the tensor
-    return {**kwargs, "args": tuple(args[1:])}
+    # varargs (x.permute(0, 2, 1)), overloads and operators: the positional arguments
+    return {**kwargs, "args": tuple(args)}
 
 
 def _output_positions(outputs: list, env: dict[str, Ref | None], values) -> list[int]:

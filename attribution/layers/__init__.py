@@ -4,7 +4,7 @@ Importing this package registers every layer's converters (torch modules and fun
 and innsight's named-list types) in :mod:`attribution.converter.registry`.
 """
 
-from attribution.layers import activation, conv, dense, merge, norm, pooling, reshape
+from attribution.layers import activation, conv, dense, merge, norm, pooling, reshape, scale
 from attribution.layers.activation import Activation, ActivationLayer
 from attribution.layers.base import Layer
 
@@ -19,4 +19,5 @@ __all__ = [
     "norm",
     "pooling",
     "reshape",
+    "scale",
 ]

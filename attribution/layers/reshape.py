@@ -170,7 +170,7 @@ def _reshape(call: Call) -> FlattenLayer | ReshapeLayer | object:
 
 @register_function(torch.permute, "method:permute")
 def _permute(call: Call) -> PermuteLayer:
-    dims = call.kwargs.get("dims", call.kwargs.get("args", ()))
+    dims = call.kwargs.get("dims", call.kwargs.get("args", ())[1:])
     if len(dims) == 1 and isinstance(dims[0], Sequence):  # x.permute((0, 2, 1))
         dims = dims[0]
     return _reordering(call, [d % (len(call.in_shape) + 1) for d in dims])
@@ -179,7 +179,7 @@ def _permute(call: Call) -> PermuteLayer:
 @register_function(torch.transpose, torch.swapaxes, "method:transpose", "method:swapaxes")
 def _transpose(call: Call) -> PermuteLayer:
     rank = len(call.in_shape) + 1
-    given = call.kwargs.get("args", (None, None))
+    given = call.kwargs.get("args", (None, None, None))[1:]
     first = call.kwargs.get("dim0", call.kwargs.get("axis0", given[0]))
     second = call.kwargs.get("dim1", call.kwargs.get("axis1", given[1]))
     order = list(range(rank))
@@ -190,7 +190,7 @@ def _transpose(call: Call) -> PermuteLayer:
 @register_function(torch.movedim, "method:movedim")
 def _movedim(call: Call) -> PermuteLayer:
     rank = len(call.in_shape) + 1
-    given = call.kwargs.get("args", ())
+    given = call.kwargs.get("args", ())[1:]
     source = call.kwargs.get("source", given[0] if given else None)
     destination = call.kwargs.get("destination", given[1] if len(given) > 1 else None)
     if not isinstance(source, int) or not isinstance(destination, int):

@@ -813,3 +813,49 @@ def test_a_reordering_that_moves_the_batch_axis_is_refused():
     model = Lambda(lambda x: x.transpose(0, 1).flatten(1))
     with pytest.raises(UnsupportedLayerError, match="not a float tensor with the batch on the"):
         Converter(model, input_dim=(3, 4))
+
+
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale (``x * gamma``, a parameter per channel), a fixed input
+    scaling (``x / 255``) and a scalar factor on either side."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 3, 3, bias=False)
+        self.gamma = nn.Parameter(torch.tensor([1.0, -2.0, 0.5]).reshape(3, 1, 1))
+        self.head = nn.Linear(3 * 4 * 4, 2, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = torch.relu(self.conv(x / 255.0)) * self.gamma
+        return self.head((0.5 * torch.mul(x, 2.0)).flatten(1))
+
+
+def test_products_with_constants_convert_and_conserve_relevance(assert_same_forward, kinds):
+    converter = assert_same_forward(LayerScale(), (2, 6, 6))
+    assert kinds(converter).count("Scale_Layer") == 4
+    model = LayerScale().double()
+    converter = Converter(model, input_dim=(2, 6, 6), dtype="double")
+    x = 255 * torch.rand(3, 2, 6, 6, dtype=torch.float64)
+    with torch.no_grad():
+        out = model(x)
+    lrp = LRP(converter, x, dtype="double").get_result()
+    np.testing.assert_allclose(lrp.sum((1, 2, 3)), out.numpy(), rtol=1e-9)  # bias-free
+    x_ref = torch.zeros(1, 2, 6, 6, dtype=torch.float64)
+    contributions = DeepLift(converter, x, x_ref=x_ref, dtype="double").get_result()
+    with torch.no_grad():
+        delta = (out - model(x_ref)).numpy()
+    np.testing.assert_allclose(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("forward", "message"),
+    [
+        (lambda x: x * torch.sigmoid(x), "multiplies or divides two tensors"),
+        (lambda x: 1.0 / x, "divides a constant by a tensor"),
+    ],
+    ids=["product-of-two-tensors", "constant-divided-by-a-tensor"],
+)
+def test_nonlinear_products_are_refused(forward, message):
+    with pytest.raises(ValueError, match=message):
+        Converter(Lambda(forward, nn.Linear(3, 3)), input_dim=(3,))
