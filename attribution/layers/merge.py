@@ -1,7 +1,9 @@
-"""Layers with several inputs: addition (residual connections) and concatenation."""
+"""Layers with several inputs: addition (residual connections), element-wise products
+(gates) and concatenation."""
 
 from __future__ import annotations
 
+import math
 import operator
 
 import torch
@@ -10,7 +12,7 @@ from torch import Tensor
 from attribution.converter.registry import Call, register_function, register_spec
 from attribution.converter.spec_values import spec_axis
 from attribution.layers._axes import batched_dim, instance_dim
-from attribution.layers.base import Layer, LayerValues
+from attribution.layers.base import Layer, LayerValues, sum_present
 from attribution.rules import LRPRule, lrp_linear
 
 
@@ -49,6 +51,69 @@ class AddLayer(Layer):
     def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """An equal share for each input, as innsight splits it."""
         return [R / len(in_shapes)] * len(in_shapes)
+
+
+class ProductLayer(Layer):
+    """The element-wise product ``a ⊙ b`` of two tensors the model computes (a gate times a
+    signal: squeeze-and-excitation, GLU), broadcast as torch does.
+
+    Rules:
+
+    - LRP: the signal takes all relevance and the gate none (Arras et al. 2017, "signal
+      take all", as the transformer-LRP literature treats gates); the signal is the input
+      with more values (the gate of squeeze-and-excitation is ``(C, 1, 1)``). Where both
+      have the same shape, relevance is split equally (the uniform rule of AttnLRP,
+      Achtibat et al. 2024). Relevance is conserved either way.
+    - DeepLift and DeepSHAP: the product rule ``m_a = m · (b + b_ref) / 2`` and
+      ``m_b = m · (a + a_ref) / 2`` (the Shapley values of the two factors), whose
+      contributions sum exactly to ``a b − a_ref b_ref``.
+    - The gradient family differentiates it as it is; Connection Weights, which multiplies
+      weights only, has no meaning for it (an error says so).
+    """
+
+    type_name = "Multiply_Layer"
+
+    def preactivation(self, a: Tensor, b: Tensor) -> Tensor:
+        """``a ⊙ b``."""
+        return a * b
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """All relevance to the signal (the larger input), or half to each."""
+        sizes = [math.prod(shape) for shape in values.in_shapes]
+        if sizes[0] == sizes[1]:
+            return [R / 2, R / 2]
+        signal = sizes.index(max(sizes))
+        shares = [R, torch.zeros_like(_reduced(R, values.in_shapes[1 - signal]))]
+        return shares if signal == 0 else shares[::-1]
+
+    def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
+        """The product rule: each factor's multiplier is the other's mean of x and x_ref."""
+        m = sum_present(m_out, m_pre)
+        (a, b), (a_ref, b_ref) = values.inputs, reference.inputs
+        return [
+            _reduced(m * (b + b_ref) / 2, values.in_shapes[0]),
+            _reduced(m * (a + a_ref) / 2, values.in_shapes[1]),
+        ]
+
+    def connection_weights(self, R: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
+        """Refused: a product of two computed tensors has no connection weights."""
+        raise ValueError(
+            "ConnectionWeights multiplies the weights along each path, which has no meaning "
+            "through a product of two tensors the model computes (a gate); use LRP, DeepLift "
+            "or the gradient methods for this model."
+        )
+
+
+def _reduced(t: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``t`` ``(K, batch, *out)`` summed over the axes an input of ``shape`` was broadcast
+    along, to ``(K, batch, *shape)``."""
+    extra = t.ndim - 2 - len(shape)
+    if extra:
+        t = t.sum(tuple(range(2, 2 + extra)))
+    axes = tuple(2 + i for i, n in enumerate(shape) if n == 1 and t.shape[2 + i] != 1)
+    return t.sum(axes, keepdim=True) if axes else t
 
 
 class _SumMap:

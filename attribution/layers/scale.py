@@ -1,5 +1,6 @@
 """Multiplication and division by constants: scalars and the model's own tensors (layer
-scale ``x * gamma``, a fixed normalisation ``x / 255``)."""
+scale ``x * gamma``, a fixed normalisation ``x / 255``); products of two computed tensors
+are :class:`~attribution.layers.merge.ProductLayer`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from torch import Tensor
 
 from attribution.converter.registry import Call, register_function, takes_constants
 from attribution.layers.base import Layer, LayerValues
+from attribution.layers.merge import ProductLayer
 from attribution.rules import LRPRule, Part, lrp_linear, weight_part
 
 
@@ -58,7 +60,9 @@ class ScaleLayer(Layer):
 
 @register_function(operator.mul, torch.mul, torch.multiply, "method:mul", "method:multiply")
 @takes_constants
-def _multiply(call: Call) -> ScaleLayer:
+def _multiply(call: Call) -> ScaleLayer | ProductLayer:
+    if len(call.in_shapes) == 2 and not call.constants:
+        return ProductLayer()
     return ScaleLayer(_constant_factor(call, divide=False))
 
 
@@ -72,8 +76,8 @@ def _constant_factor(call: Call, divide: bool) -> Tensor:
     """The constant a layer's output is multiplied by (``1 / c`` when divided by ``c``)."""
     if len(call.in_shapes) != 1:
         raise ValueError(
-            f"'{call.name}' multiplies or divides two tensors the model computes (a gate "
-            "times a signal); only products with constants are supported."
+            f"'{call.name}' divides by a tensor the model computes, or multiplies three or "
+            "more; only division by constants and products of two tensors are supported."
         )
     if call.kwargs.get("rounding_mode") is not None:
         raise ValueError(f"'{call.name}' divides with rounding: unsupported.")

@@ -365,3 +365,71 @@ def test_adaptive_pooling_of_any_size_sums_to_the_delta(winner_takes_all):
     torch.testing.assert_close(res.decomp_goal[0].double(), delta, rtol=1e-10, atol=1e-12)
     if not winner_takes_all:  # innsight's max-pooling multipliers sum to the delta this way
         torch.testing.assert_close(sums, delta, rtol=1e-8, atol=1e-10)
+
+
+class _SqueezeExcitation(nn.Module):
+    """EfficientNet's and MobileNetV3's block: a channel gate computed from the signal,
+    times the signal (torchvision's ``SqueezeExcitation``, written here)."""
+
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=bias)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.reduce, self.expand = nn.Conv2d(4, 2, 1, bias=bias), nn.Conv2d(2, 4, 1, bias=bias)
+        self.head = nn.Linear(4 * 5 * 5, 3, bias=bias)
+
+    def forward(self, x):
+        x = torch.relu(self.conv(x))
+        gate = torch.sigmoid(self.expand(torch.relu(self.reduce(self.pool(x)))))
+        return self.head((gate * x).flatten(1))
+
+
+def test_a_gate_times_a_signal_sums_to_the_delta_and_conserves_relevance():
+    from attribution import LRP, ConnectionWeights, Gradient
+
+    model = _SqueezeExcitation().double()
+    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
+    assert "Multiply_Layer" in [node.layer.type_name for node in converter.model.nodes]
+    x, x_ref = torch.randn(3, 2, 5, 5, dtype=torch.float64), torch.randn(1, 2, 5, 5).double()
+    with torch.no_grad():
+        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
+        delta = model(x) - model(x_ref)
+    contributions = torch.as_tensor(DeepLift(converter, x, x_ref=x_ref, dtype="double")
+                                    .get_result())  # fmt: skip
+    torch.testing.assert_close(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
+    assert contributions.abs().max() < 10 * delta.abs().max()  # bounded
+    shap = DeepSHAP(converter, x, data_ref=torch.randn(6, 2, 5, 5).double(), dtype="double")
+    torch.testing.assert_close(torch.as_tensor(shap.get_result()).sum((1, 2, 3)),
+                               shap.decomp_goal[0].double(), rtol=1e-9, atol=1e-12)  # fmt: skip
+    inputs = x.clone().requires_grad_(True)
+    model(inputs)[:, 0].sum().backward()
+    gradient = Gradient(converter, x, output_idx=[0], dtype="double").get_result()[..., 0]
+    torch.testing.assert_close(torch.as_tensor(gradient), inputs.grad)
+    with pytest.raises(ValueError, match="no meaning through a product of two tensors"):
+        ConnectionWeights(converter)
+    # bias-free: the signal takes all relevance, the gate none, and it is conserved
+    bias_free = Converter(_SqueezeExcitation(bias=False).double(), input_dim=(2, 5, 5),
+                          dtype="double")  # fmt: skip
+    relevance = LRP(bias_free, x, dtype="double")
+    torch.testing.assert_close(torch.as_tensor(relevance.get_result()).sum((1, 2, 3)),
+                               relevance.preds[0].double(), rtol=1e-9, atol=1e-12)  # fmt: skip
+
+
+def test_the_product_rules_by_hand():
+    from attribution.layers.base import LayerValues
+    from attribution.layers.merge import ProductLayer
+
+    gate = torch.tensor([[[0.5], [2.0]]])  # (batch 1, 2, 1): broadcast over the last axis
+    signal = torch.arange(6.0).reshape(1, 2, 3)
+    layer = ProductLayer()
+    values = LayerValues([gate, signal], gate * signal, gate * signal)
+    R = torch.ones(1, 1, 2, 3)
+    to_gate, to_signal = layer.lrp(values, R, None, True, 1e-6)
+    assert to_gate.shape == (1, 1, 2, 1) and (to_gate == 0).all()
+    torch.testing.assert_close(to_signal, R)
+    reference = LayerValues([torch.zeros_like(gate), torch.ones_like(signal)], gate, gate)
+    m_gate, m_signal = layer.deeplift(values, reference, None, R, "rescale", True, 1e-6)
+    # Δ(g s) = m_g Δg + m_s Δs exactly, with m_g = Σ (s + s_ref)/2, m_s = (g + g_ref)/2
+    total = (m_gate * (gate - 0)).sum() + (m_signal * (signal - 1)).sum()
+    torch.testing.assert_close(total, (gate * signal - 0 * 1).sum())
