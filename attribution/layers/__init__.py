@@ -4,7 +4,17 @@ Importing this package registers every layer's converters (torch modules and fun
 and innsight's named-list types) in :mod:`attribution.converter.registry`.
 """
 
-from attribution.layers import activation, conv, dense, merge, norm, pooling, reshape, scale
+from attribution.layers import (
+    activation,
+    conv,
+    dense,
+    group_norm,
+    merge,
+    norm,
+    pooling,
+    reshape,
+    scale,
+)
 from attribution.layers.activation import Activation, ActivationLayer
 from attribution.layers.base import Layer
 
@@ -15,6 +25,7 @@ __all__ = [
     "activation",
     "conv",
     "dense",
+    "group_norm",
     "merge",
     "norm",
     "pooling",

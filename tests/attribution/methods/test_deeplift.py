@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from attribution import Converter, DeepLift, DeepSHAP
@@ -433,3 +434,51 @@ def test_the_product_rules_by_hand():
     # Δ(g s) = m_g Δg + m_s Δs exactly, with m_g = Σ (s + s_ref)/2, m_s = (g + g_ref)/2
     total = (m_gate * (gate - 0)).sum() + (m_signal * (signal - 1)).sum()
     torch.testing.assert_close(total, (gate * signal - 0 * 1).sum())
+
+
+class _ConvNeXtLike(nn.Module):
+    """ConvNeXt's channels-last LayerNorm (permute, ``nn.LayerNorm(C)``, permute back),
+    then GELU and a GroupNorm."""
+
+    def __init__(self, bias: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1, bias=bias)
+        self.layer_norm, self.group_norm = nn.LayerNorm(4, bias=bias), nn.GroupNorm(2, 4)
+        self.head = nn.Linear(4 * 5 * 5, 3, bias=bias)
+        with torch.no_grad():
+            self.layer_norm.weight.uniform_(0.5, 1.5)
+            self.group_norm.weight.uniform_(-1.0, 1.0)
+            self.group_norm.bias.uniform_(-1.0, 1.0) if bias else self.group_norm.bias.zero_()
+
+    def forward(self, x):
+        x = self.layer_norm(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(self.group_norm(F.gelu(x)).flatten(1))
+
+
+def test_layer_and_group_norm_have_exact_deeplift_and_conserving_lrp():
+    from attribution import LRP, ConnectionWeights, Gradient
+
+    model = _ConvNeXtLike().double()
+    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
+    kinds = [node.layer.type_name for node in converter.model.nodes]
+    assert "LayerNorm_Layer" in kinds and "GroupNorm_Layer" in kinds
+    x, x_ref = torch.randn(3, 2, 5, 5, dtype=torch.float64), torch.randn(1, 2, 5, 5).double()
+    with torch.no_grad():
+        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
+        delta = model(x) - model(x_ref)
+    contributions = torch.as_tensor(DeepLift(converter, x, x_ref=x_ref, dtype="double")
+                                    .get_result())  # fmt: skip
+    torch.testing.assert_close(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
+    inputs = x.clone().requires_grad_(True)
+    model(inputs)[:, 2].sum().backward()
+    gradient = Gradient(converter, x, output_idx=[2], dtype="double").get_result()[..., 0]
+    torch.testing.assert_close(torch.as_tensor(gradient), inputs.grad)
+    with pytest.raises(ValueError, match="no meaning through GroupNorm_Layer"):
+        ConnectionWeights(converter)
+    # β = 0 and no biases: the LN rule conserves relevance
+    bias_free = _ConvNeXtLike(bias=False).double()
+    relevance = LRP(Converter(bias_free, input_dim=(2, 5, 5), dtype="double"), x, dtype="double")
+    with torch.no_grad():
+        torch.testing.assert_close(torch.as_tensor(relevance.get_result()).sum((1, 2, 3)),
+                                   bias_free(x), rtol=1e-9, atol=1e-12)  # fmt: skip
