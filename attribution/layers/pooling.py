@@ -402,13 +402,39 @@ def _reduction(call: Call, layer_type: type[GlobalPoolLayer]) -> Layer:
     rank = len(call.in_shape) + 1
     dims = call.kwargs.get("dim")
     dims = [dims] if isinstance(dims, int) else list(dims or [])
-    if rank < 3 or sorted(d % rank for d in dims) != list(range(2, rank)):
-        raise ValueError(
-            f"'{call.name}' reduces over axes {dims} of a tensor of shape "
-            f"(batch, {', '.join(map(str, call.in_shape))}); only reductions over all spatial "
-            "axes (global pooling) are supported."
-        )
-    return layer_type(keepdim=bool(call.kwargs.get("keepdim", False)))
+    axes = sorted(d % rank for d in dims)
+    keepdim = bool(call.kwargs.get("keepdim", False))
+    if rank >= 3 and axes == list(range(2, rank)):
+        return layer_type(keepdim=keepdim)
+    if layer_type is GlobalAvgPoolLayer and axes and 0 not in axes:
+        return MeanLayer(tuple(axis - 1 for axis in axes), keepdim)
+    raise ValueError(
+        f"'{call.name}' reduces over axes {dims} of a tensor of shape "
+        f"(batch, {', '.join(map(str, call.in_shape))}); only means over any of one "
+        "instance's axes, and maxima over all spatial axes (global pooling), are supported."
+    )
+
+
+class MeanLayer(Layer):
+    """The mean over some axes of one instance (``x.mean(-1)`` over tokens or features),
+    a linear map with non-negative weights: the rules of average pooling."""
+
+    type_name = "Mean_Layer"
+
+    def __init__(self, axes: tuple[int, ...], keepdim: bool = False) -> None:
+        super().__init__()
+        self.axes, self.keepdim = axes, keepdim
+
+    def preactivation(self, x: Tensor) -> Tensor:
+        """The mean over the axes."""
+        return x.mean(tuple(axis + 1 for axis in self.axes), keepdim=self.keepdim)
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The rule of average pooling."""
+        linear_map = AveragingMap(self, values.in_shapes[0])
+        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
 
 
 # --- innsight's named-list format --------------------------------------------------------------

@@ -310,11 +310,11 @@ def test_an_output_must_be_computed_by_a_layer():
             id="BatchNorm-without-running-stats",
         ),
         pytest.param(
-            Lambda(lambda x: x.mean(1)),
+            Lambda(lambda x: x.mean(0)),
             (2, 4, 4),
-            r"'mean' reduces over axes \[1\] of a tensor of shape \(batch, 2, 4, 4\); only "
-            r"reductions over all spatial axes",
-            id="mean-over-channels",
+            r"'mean' reduces over axes \[0\] of a tensor of shape \(batch, 2, 4, 4\); only "
+            r"means over any of one instance's axes",
+            id="mean-over-the-batch",
         ),
         pytest.param(
             Lambda(lambda x: x.amax(-1), nn.Linear(3, 4)),

@@ -455,3 +455,23 @@ def test_pooled_bias_free_relu_nets_give_gradient_times_input(pool):
                    rule_name={"GlobalAvgPool_Layer": "equal"}).get_result()  # fmt: skip
         np.testing.assert_allclose(even.sum((1, 2, 3)), lrp.sum((1, 2, 3)), rtol=1e-9)
         assert np.abs(even - gradient_x_input).max() > 1e-3
+
+
+class _ChannelMean(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 3, 3, bias=False)
+        self.head = nn.Linear(16, 2, bias=False)
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(1).flatten(1))
+
+
+def test_a_mean_over_channels_is_averaged_as_pooling_is():
+    x = torch.rand(3, 2, 6, 6, dtype=torch.float64)
+    converter = Converter(_ChannelMean().double(), input_dim=(2, 6, 6), dtype="double")
+    assert "Mean_Layer" in [node.layer.type_name for node in converter.model.nodes]
+    lrp = LRP(converter, x, dtype="double").get_result()
+    gradient_x_input = Gradient(converter, x, times_input=True, dtype="double").get_result()
+    np.testing.assert_allclose(lrp, gradient_x_input, rtol=1e-9, atol=1e-12)
