@@ -51,7 +51,8 @@ _SKIPPED = {
 _ACTIVATIONS = {
     "linear": "linear", "relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh",
     "softmax": "softmax", "elu": "elu", "softplus": "softplus", "gelu": "gelu",
-    "silu": "silu", "swish": "silu",
+    "silu": "silu", "swish": "silu", "relu6": "relu6", "hard_sigmoid": "hardsigmoid",
+    "hard_silu": "hardswish", "hard_swish": "hardswish", "mish": "mish",
 }  # fmt: skip
 _SUPPORTED = (
     "InputLayer, Dense, Conv1D, Conv2D, MaxPooling1D/2D, AveragePooling1D/2D, "
@@ -373,9 +374,9 @@ def _batch_norm_spec(layer: Any, config: dict, rank: int) -> dict:
 def _activation_spec(name: str, config: dict, rank: int) -> dict:
     if name == "Activation":
         act = _activation(config, rank)
-    elif name == "ReLU" and not config.get("max_value") and not config.get("negative_slope") \
-            and not config.get("threshold"):  # fmt: skip
-        act = "relu"
+    elif name == "ReLU" and not config.get("negative_slope") and not config.get("threshold") \
+            and config.get("max_value") in (None, 6, 6.0):  # fmt: skip
+        act = "relu" if config.get("max_value") is None else "relu6"  # MobileNetV2's ReLU(6)
     elif name == "ELU" and config.get("alpha", 1.0) == 1.0:
         act = "elu"
     elif name == "Softmax" and rank == 1 and config.get("axis", -1) in (-1, 1, [-1]):

@@ -32,6 +32,7 @@ _FUNCTIONS: dict[str, Callable[..., Tensor]] = {
     "softmax": _softmax,
     "gelu": F.gelu,
     "silu": F.silu,
+    "relu6": F.relu6,
     "hardtanh": F.hardtanh,
     "hardswish": F.hardswish,
     "hardsigmoid": F.hardsigmoid,
@@ -203,7 +204,7 @@ def _silu(call: Call) -> Activation:
 @register_module(nn.ReLU6)
 @register_function(F.relu6)
 def _relu6(call: Call) -> Activation:
-    return Activation("hardtanh", min_val=0.0, max_val=6.0)
+    return Activation("relu6")
 
 
 @register_module(nn.Hardtanh)

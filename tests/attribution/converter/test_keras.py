@@ -388,3 +388,21 @@ def test_lime_and_shap_explain_a_keras_model_from_its_predictions_in_its_layout(
                                result.decomp_goal[0].numpy(), rtol=1e-4, atol=1e-6)  # fmt: skip
     lime = LIME(model, images, images, channels_first=False, n_permutations=100, seed=0)
     assert lime._other_fields["output_type"] == "classification"
+
+
+def test_mobilenet_activations_convert_and_match_keras(tmp_path):
+    """MobileNetV2's ReLU(max_value=6) and MobileNetV3's hard sigmoid / hard swish."""
+    model = _randomize(keras.Sequential([
+        keras.Input((6, 6, 2)), layers.Conv2D(4, 3, activation="relu6"), layers.ReLU(6.0),
+        layers.Conv2D(4, 1, activation="hard_swish"), layers.Activation("hard_sigmoid"),
+        layers.Flatten(), layers.Dense(3, activation="mish"),
+    ]))  # fmt: skip
+    path = tmp_path / "mobile.keras"
+    model.save(path)
+    converter = Converter(path)
+    data = _data([(6, 6, 2)])
+    np.testing.assert_allclose(
+        _converted_output(converter, data), _keras_output(model, data), atol=ATOL
+    )
+    names = [getattr(n.layer.activation, "name", None) for n in converter.model.nodes]
+    assert {"relu6", "hardswish", "hardsigmoid", "mish"} <= set(names)

@@ -647,7 +647,7 @@ W = torch.ones(4, 3, dtype=torch.float64)
             sequential([3], dense(W, activation_name="swish")),
             r"Layer 1 \(Dense\): Unknown activation 'swish'\. Supported activations: elu, gelu, "
             r"hardsigmoid, hardswish, hardtanh, leaky_relu, linear, log_softmax, logistic, mish, "
-            r"relu, sigmoid, silu, softmax, softplus, tanh\.",
+            r"relu, relu6, sigmoid, silu, softmax, softplus, tanh\.",
             id="unknown-activation",
         ),
         pytest.param(

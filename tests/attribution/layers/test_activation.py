@@ -30,6 +30,7 @@ def rand(*shape: int) -> torch.Tensor:
         ("softmax", {"dim": 0}, lambda z: torch.softmax(z, 1)),
         ("gelu", {"approximate": "tanh"}, lambda z: F.gelu(z, approximate="tanh")),
         ("silu", {}, F.silu),
+        ("relu6", {}, F.relu6),
         ("hardtanh", {"min_val": 0.0, "max_val": 6.0}, F.relu6),
         ("hardtanh", {}, F.hardtanh),
         ("hardswish", {}, F.hardswish),
@@ -64,8 +65,8 @@ def test_unknown_name_lists_the_supported_ones():
     with pytest.raises(
         ValueError,
         match=r"^Unknown activation 'swish'\. Supported activations: elu, gelu, hardsigmoid, "
-        r"hardswish, hardtanh, leaky_relu, linear, log_softmax, logistic, mish, relu, sigmoid, "
-        r"silu, softmax, softplus, tanh\.$",
+        r"hardswish, hardtanh, leaky_relu, linear, log_softmax, logistic, mish, relu, relu6, "
+        r"sigmoid, silu, softmax, softplus, tanh\.$",
     ):
         Activation("swish")
 
