@@ -1,13 +1,16 @@
 """Exceptions users can catch."""
 
 
-class UnsupportedLayerError(TypeError):
-    """A model contains a module or operation the converter cannot map to a known layer.
+class UnsupportedLayerError(TypeError, ValueError):
+    """A model contains a module or operation the converter cannot map to a known layer,
+    or one with options it does not support (a ``TypeError`` and, for those who catch the
+    converter's bad-input errors, a ``ValueError``).
 
     Attributes
     ----------
     path : str
-        Where it is: the module path (``"features.3"``) or the traced node name.
+        Where it is: the module path (``"features.3"``; for a function, the module whose
+        forward calls it), or the traced node name of a function outside any module.
     type_name : str
         The module type or function name.
     """

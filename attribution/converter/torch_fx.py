@@ -233,7 +233,9 @@ def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> R
     try:
         built = builder(call)
     except ValueError as error:
-        raise ValueError(f"Cannot convert {origin}: {error}") from error
+        raise UnsupportedLayerError(
+            f"Cannot convert {origin}: {error}", path=path, type_name=type_name
+        ) from error
     refs = tuple(env[n.name] for n in inputs)
     if built is SKIP:
         return refs[0]
@@ -245,7 +247,9 @@ def _convert_node(module, fx_node: fx.Node, values, env, nodes: list[Node]) -> R
 def _describe(module: fx.GraphModule, fx_node: fx.Node) -> tuple[str, str, str, Any]:
     """(origin text, path, type name, builder or None) of a call node.
 
-    The path is the module path for modules and the traced node name for functions.
+    The path is the module path for modules; for functions and tensor methods the path of
+    the module whose forward calls them (``features.1.0.block.1``), else the traced node
+    name.
     """
     if fx_node.op == "call_module":
         submodule = module.get_submodule(fx_node.target)
@@ -258,7 +262,17 @@ def _describe(module: fx.GraphModule, fx_node: fx.Node) -> tuple[str, str, str, 
     else:
         type_name = getattr(fx_node.target, "__name__", str(fx_node.target))
         builder = function_builder(fx_node.target)
-    return f"'{fx_node.name}' ({type_name})", fx_node.name, type_name, builder
+    stack = fx_node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return f"'{fx_node.name}' ({type_name})", fx_node.name, type_name, builder
+    path, owner = list(stack.values())[-1]
+    owner_name = getattr(owner, "__name__", str(owner))
+    return (
+        f"'{fx_node.name}' ({type_name}) in module '{path}' ({owner_name})",
+        path,
+        type_name,
+        builder,
+    )
 
 
 def _keyword_arguments(fx_node: fx.Node, values: dict[str, Any]) -> dict[str, Any]:

@@ -465,3 +465,23 @@ def test_the_converted_weights_are_copies():
     with torch.no_grad():
         model.weight.add_(1.0)
     torch.testing.assert_close(converter.model(x)[0], before)
+
+
+class _Block(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.sin(x)
+
+
+def test_a_function_inside_a_submodule_is_named_by_that_module():
+    model = nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.Identity(), _Block()))
+    with pytest.raises(
+        UnsupportedLayerError, match=r"Cannot convert 'sin' \(sin\) in module '1\.1' \(_Block\)"
+    ) as info:
+        Converter(model, input_dim=(3,))
+    assert (info.value.path, info.value.type_name) == ("1.1", "sin")
+
+
+def test_unsupported_options_are_unsupported_layer_errors_and_value_errors():
+    with pytest.raises(UnsupportedLayerError) as info:
+        Converter(Lambda(lambda x: x / torch.sigmoid(x), nn.Linear(3, 3)), input_dim=(3,))
+    assert isinstance(info.value, ValueError) and "divides by a tensor" in str(info.value)
