@@ -89,9 +89,29 @@ def register_spec(*type_names: str) -> Callable[[Callable[[dict], Any]], Callabl
     return decorate
 
 
+_NAMED_MODULES: dict[str, Builder] = {}
+
+
+def register_module_name(*qualified_names: str) -> Callable[[Builder], Builder]:
+    """Register a builder for module classes of another library by their qualified name
+    (``"torchvision.ops.stochastic_depth.StochasticDepth"``), so that the library need not
+    be installed or imported."""
+
+    def decorate(builder: Builder) -> Builder:
+        _NAMED_MODULES.update(dict.fromkeys(qualified_names, builder))
+        return builder
+
+    return decorate
+
+
 def module_builder(module: nn.Module) -> Builder | None:
-    """The builder for ``module``: the registered class nearest in its MRO, or None."""
+    """The builder for ``module``: the registered class nearest in its MRO (or registered
+    by its qualified name), or None."""
     mro = type(module).__mro__
+    for cls in mro:
+        named = _NAMED_MODULES.get(f"{cls.__module__}.{cls.__qualname__}")
+        if named is not None:
+            return named
     matches = [(mro.index(cls), builder) for cls, builder in _MODULES if isinstance(module, cls)]
     return min(matches, key=lambda match: match[0])[1] if matches else None
 

@@ -15,6 +15,7 @@ from attribution.converter.registry import (
     Call,
     register_function,
     register_module,
+    register_module_name,
     register_spec,
 )
 from attribution.converter.spec_values import spec_axis, spec_ints
@@ -241,7 +242,10 @@ def _pad_function(call: Call) -> PaddingLayer:
 
 @register_module(nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout)
 @register_function(F.dropout, F.dropout1d, F.dropout2d, F.alpha_dropout, "method:contiguous")
+@register_module_name("torchvision.ops.stochastic_depth.StochasticDepth")
 def _skip(call: Call) -> object:
+    """The identity of inference: dropout and stochastic depth (the model is converted in
+    eval mode)."""
     return SKIP
 
 

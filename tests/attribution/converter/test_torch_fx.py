@@ -859,3 +859,21 @@ def test_products_with_constants_convert_and_conserve_relevance(assert_same_forw
 def test_nonlinear_products_are_refused(forward, message):
     with pytest.raises(ValueError, match=message):
         Converter(Lambda(forward, nn.Linear(3, 3)), input_dim=(3,))
+
+
+def test_torchvisions_stochastic_depth_is_the_identity_in_eval(assert_same_forward, kinds):
+    class StochasticDepth(nn.Module):
+        """torchvision's (its class registered by name: torchvision is not needed)."""
+
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p = p
+
+        def forward(self, x: Tensor) -> Tensor:
+            keep = torch.rand(len(x), 1) >= self.p if self.training else 1.0
+            return x * keep
+
+    StochasticDepth.__module__ = "torchvision.ops.stochastic_depth"
+    StochasticDepth.__qualname__ = "StochasticDepth"
+    converter = assert_same_forward(seq(nn.Linear(3, 4), StochasticDepth(0.5)), (3,))
+    assert kinds(converter) == ["Dense_Layer"]
