@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, ClassVar
 import torch
 from torch import Tensor, nn
 
-from attribution.rules import LinearMap, LRPRule, rescale, reveal_cancel, sign_routed
+from attribution.rules import LinearMap, LRPRule, lrp_linear, rescale, reveal_cancel, sign_routed
 
 if TYPE_CHECKING:
     from attribution.layers.activation import Activation
@@ -159,3 +159,21 @@ def weighted_deeplift(
     if m_pre is not None:
         m_pos, m_neg = m_pos + m_pre, m_neg + m_pre
     return [sign_routed(linear_map, x - x_ref, m_pos, m_neg)]
+
+
+class LinearRules:
+    """LRP by the rules of linear layers (:func:`~attribution.rules.lrp_linear`), for the
+    layers whose pre-activation is a linear map: dense, convolution, average and adaptive
+    pooling, means, scaling. The map is the layer itself (its ``apply``, ``adjoint`` and
+    ``bias_parts``) unless :meth:`linear_map` says otherwise."""
+
+    def linear_map(self, in_shape: tuple[int, ...]) -> LinearMap:
+        """The rules' view of the layer for inputs of one instance's shape ``in_shape``."""
+        return self
+
+    def lrp(
+        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
+    ) -> list[Tensor]:
+        """The LRP rule of linear layers."""
+        linear_map = self.linear_map(values.in_shapes[0])
+        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]

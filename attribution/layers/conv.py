@@ -12,12 +12,12 @@ from torch import Tensor, nn
 from attribution.converter.registry import Call, register_module, register_spec
 from attribution.converter.spec_values import spec_ints, spec_tensor
 from attribution.layers.activation import Activation
-from attribution.layers.base import Layer, LayerValues, weighted_deeplift
+from attribution.layers.base import Layer, LinearRules, weighted_deeplift
 from attribution.layers.reshape import pad_adjoint
-from attribution.rules import LRPRule, Part, lrp_linear, weight_part
+from attribution.rules import Part, weight_part
 
 
-class ConvLayer(Layer):
+class ConvLayer(LinearRules, Layer):
     """A convolution over ``n_spatial`` axes of channels-first inputs.
 
     Parameters
@@ -86,13 +86,6 @@ class ConvLayer(Layer):
     def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """The transposed convolution."""
         return [self.linear_map(in_shapes[0]).adjoint(v, "all")]
-
-    def lrp(
-        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
-    ) -> list[Tensor]:
-        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
-        linear_map = self.linear_map(values.in_shapes[0])
-        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
 
     def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
         """Rescale, or RevealCancel through the fused activation."""

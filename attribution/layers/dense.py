@@ -8,11 +8,11 @@ from torch import Tensor, nn
 from attribution.converter.registry import Call, register_module, register_spec
 from attribution.converter.spec_values import spec_tensor
 from attribution.layers.activation import Activation
-from attribution.layers.base import Layer, LayerValues, weighted_deeplift
-from attribution.rules import LRPRule, Part, lrp_linear, weight_part
+from attribution.layers.base import Layer, LinearRules, weighted_deeplift
+from attribution.rules import Part, weight_part
 
 
-class DenseLayer(Layer):
+class DenseLayer(LinearRules, Layer):
     """``z = W x + b`` on inputs of shape ``(batch, in_features)``.
 
     Parameters
@@ -55,12 +55,6 @@ class DenseLayer(Layer):
     def transpose(self, v: Tensor, in_shapes: list[tuple[int, ...]]) -> list[Tensor]:
         """``Wᵀ v``."""
         return [v @ self.weight]
-
-    def lrp(
-        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
-    ) -> list[Tensor]:
-        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
-        return [lrp_linear(self, values.inputs[0], values.pre, R, rule, stab)]
 
     def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
         """Rescale, or RevealCancel through the fused activation."""

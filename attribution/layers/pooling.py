@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from attribution.converter.registry import Call, register_function, register_module, register_spec
 from attribution.converter.spec_values import spec_ints
-from attribution.layers.base import Layer, LayerValues, sum_present
+from attribution.layers.base import Layer, LayerValues, LinearRules, sum_present
 from attribution.rules import LRPRule, Part, lrp_linear
 
 
@@ -31,19 +31,17 @@ class PoolLayer(Layer):
         return type(self)._pool(x, **self.options)
 
 
-class AvgPoolLayer(PoolLayer):
-    """Average pooling: a linear map with non-negative weights ``1/k`` and no bias."""
+class Averaging(LinearRules):
+    """Layers that average (non-negative weights, no bias): the rules of linear layers
+    through an :class:`AveragingMap`."""
 
     def linear_map(self, in_shape: tuple[int, ...]) -> AveragingMap:
-        """The rules' view of the pooling (its ``W⁻`` is zero)."""
+        """The rules' view of the layer (its ``W⁻`` is zero)."""
         return AveragingMap(self, in_shape)
 
-    def lrp(
-        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
-    ) -> list[Tensor]:
-        """The LRP rule of :func:`~attribution.rules.lrp_linear`."""
-        linear_map = self.linear_map(values.in_shapes[0])
-        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
+
+class AvgPoolLayer(Averaging, PoolLayer):
+    """Average pooling: a linear map with non-negative weights ``1/k`` and no bias."""
 
 
 class AveragingMap:
@@ -226,7 +224,7 @@ class GlobalPoolLayer(Layer):
         return type(self)._reduce(x, dim=tuple(range(2, x.ndim)), keepdim=self.keepdim)
 
 
-class GlobalAvgPoolLayer(GlobalPoolLayer):
+class GlobalAvgPoolLayer(Averaging, GlobalPoolLayer):
     """Global average pooling: every position gets ``1/N`` of the signal.
 
     LRP treats it as the linear map it is, with the layer type's rule (as average
@@ -246,9 +244,7 @@ class GlobalAvgPoolLayer(GlobalPoolLayer):
         """The rule of average pooling, or innsight's even split (``equal``)."""
         if rule.name == "equal":
             return self.transpose(R, values.in_shapes)
-        x = values.inputs[0]  # the mean again: global max pooling lends its values
-        linear_map = AveragingMap(self, values.in_shapes[0])
-        return [lrp_linear(linear_map, x, self.preactivation(x), R, rule, stab)]
+        return super().lrp(values, R, rule, winner_takes_all, stab)
 
 
 class GlobalMaxPoolLayer(GlobalPoolLayer):
@@ -280,7 +276,9 @@ class GlobalMaxPoolLayer(GlobalPoolLayer):
         """To the maxima, or evenly (``winner_takes_all=False``)."""
         if winner_takes_all:
             return [self.route(values.inputs[0], R)]
-        return self.average().lrp(values, R, rule, winner_takes_all, stab)
+        average = self.average()
+        averaged = LayerValues(values.inputs, average.preactivation(*values.inputs), values.out)
+        return average.lrp(averaged, R, rule, winner_takes_all, stab)
 
     def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
         """To the maxima of ``x``, or rescaled global average pooling."""
@@ -415,7 +413,7 @@ def _reduction(call: Call, layer_type: type[GlobalPoolLayer]) -> Layer:
     )
 
 
-class MeanLayer(Layer):
+class MeanLayer(Averaging, Layer):
     """The mean over some axes of one instance (``x.mean(-1)`` over tokens or features),
     a linear map with non-negative weights: the rules of average pooling."""
 
@@ -428,13 +426,6 @@ class MeanLayer(Layer):
     def preactivation(self, x: Tensor) -> Tensor:
         """The mean over the axes."""
         return x.mean(tuple(axis + 1 for axis in self.axes), keepdim=self.keepdim)
-
-    def lrp(
-        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
-    ) -> list[Tensor]:
-        """The rule of average pooling."""
-        linear_map = AveragingMap(self, values.in_shapes[0])
-        return [lrp_linear(linear_map, values.inputs[0], values.pre, R, rule, stab)]
 
 
 # --- innsight's named-list format --------------------------------------------------------------

@@ -11,12 +11,12 @@ import torch
 from torch import Tensor
 
 from attribution.converter.registry import Call, register_function, takes_constants
-from attribution.layers.base import Layer, LayerValues
+from attribution.layers.base import Layer, LinearRules
 from attribution.layers.merge import ProductLayer
-from attribution.rules import LRPRule, Part, lrp_linear, weight_part
+from attribution.rules import Part, weight_part
 
 
-class ScaleLayer(Layer):
+class ScaleLayer(LinearRules, Layer):
     """``x ⊙ s`` for a constant ``s`` that broadcasts over one instance (a scalar, or a
     tensor such as a per-channel layer scale of shape ``(C, 1, 1)``).
 
@@ -50,12 +50,6 @@ class ScaleLayer(Layer):
     def bias_parts(self) -> tuple[float, float]:
         """No bias."""
         return 0.0, 0.0
-
-    def lrp(
-        self, values: LayerValues, R: Tensor, rule: LRPRule, winner_takes_all: bool, stab: float
-    ) -> list[Tensor]:
-        """The rule of linear layers, :func:`~attribution.rules.lrp_linear`."""
-        return [lrp_linear(self, values.inputs[0], values.pre, R, rule, stab)]
 
 
 @register_function(operator.mul, torch.mul, torch.multiply, "method:mul", "method:multiply")
