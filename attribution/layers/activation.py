@@ -195,22 +195,21 @@ def _gelu(call: Call) -> Activation:
     return Activation("gelu", approximate=call.kwargs.get("approximate", "none"))
 
 
-@register_module(nn.SiLU)
-@register_function(F.silu)
-def _silu(call: Call) -> Activation:
-    return Activation("silu")
+_WITHOUT_PARAMETERS = {
+    "silu": (nn.SiLU, F.silu),
+    "relu6": (nn.ReLU6, F.relu6),
+    "hardswish": (nn.Hardswish, F.hardswish),
+    "hardsigmoid": (nn.Hardsigmoid, F.hardsigmoid),
+    "mish": (nn.Mish, F.mish),
+}
+"""Activations whose module and function take no options, by innsight-style name."""
 
-
-@register_module(nn.ReLU6)
-@register_function(F.relu6)
-def _relu6(call: Call) -> Activation:
-    return Activation("relu6")
+for _name, (_module, _function) in _WITHOUT_PARAMETERS.items():
+    register_function(_function)(register_module(_module)(lambda call, n=_name: Activation(n)))
 
 
 @register_module(nn.Hardtanh)
 def _hardtanh_module(call: Call) -> Activation:
-    if isinstance(call.module, nn.ReLU6):
-        return _relu6(call)
     return Activation("hardtanh", min_val=call.module.min_val, max_val=call.module.max_val)
 
 
@@ -218,24 +217,6 @@ def _hardtanh_module(call: Call) -> Activation:
 def _hardtanh(call: Call) -> Activation:
     return Activation("hardtanh", min_val=call.kwargs.get("min_val", -1.0),
                       max_val=call.kwargs.get("max_val", 1.0))  # fmt: skip
-
-
-@register_module(nn.Hardswish)
-@register_function(F.hardswish)
-def _hardswish(call: Call) -> Activation:
-    return Activation("hardswish")
-
-
-@register_module(nn.Hardsigmoid)
-@register_function(F.hardsigmoid)
-def _hardsigmoid(call: Call) -> Activation:
-    return Activation("hardsigmoid")
-
-
-@register_module(nn.Mish)
-@register_function(F.mish)
-def _mish(call: Call) -> Activation:
-    return Activation("mish")
 
 
 @register_module(nn.LogSoftmax)

@@ -366,24 +366,13 @@ def _adaptive_module(call: Call) -> Layer:
 register_module(*_ADAPTIVE)(_adaptive_module)
 
 
-@register_function(F.adaptive_avg_pool1d)
-def _adaptive_avg_function_1d(call: Call) -> Layer:
-    return _adaptive_pool(call, "avg", 1, call.kwargs["output_size"])
-
-
-@register_function(F.adaptive_avg_pool2d)
-def _adaptive_avg_function_2d(call: Call) -> Layer:
-    return _adaptive_pool(call, "avg", 2, call.kwargs["output_size"])
-
-
-@register_function(F.adaptive_max_pool1d)
-def _adaptive_max_function_1d(call: Call) -> Layer:
-    return _adaptive_pool(call, "max", 1, call.kwargs["output_size"])
-
-
-@register_function(F.adaptive_max_pool2d)
-def _adaptive_max_function_2d(call: Call) -> Layer:
-    return _adaptive_pool(call, "max", 2, call.kwargs["output_size"])
+for _function, (_kind, _n_spatial) in {
+    F.adaptive_avg_pool1d: ("avg", 1), F.adaptive_avg_pool2d: ("avg", 2),
+    F.adaptive_max_pool1d: ("max", 1), F.adaptive_max_pool2d: ("max", 2),
+}.items():  # fmt: skip
+    register_function(_function)(
+        lambda call, k=_kind, n=_n_spatial: _adaptive_pool(call, k, n, call.kwargs["output_size"])
+    )
 
 
 @register_function(torch.mean, "method:mean")
