@@ -368,6 +368,28 @@ def test_adaptive_pooling_of_any_size_sums_to_the_delta(winner_takes_all):
         torch.testing.assert_close(sums, delta, rtol=1e-8, atol=1e-10)
 
 
+def _check_exact_block(model: nn.Module, layer_types: set[str], output: int) -> Converter:
+    """A (2, 5, 5)-input block: converted forward = original, DeepLift sums exactly to the
+    delta with bounded contributions, Gradient = autograd; its converter."""
+    from attribution import Gradient
+
+    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
+    assert layer_types <= {node.layer.type_name for node in converter.model.nodes}
+    x, x_ref = torch.randn(3, 2, 5, 5, dtype=torch.float64), torch.randn(1, 2, 5, 5).double()
+    with torch.no_grad():
+        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
+        delta = model(x) - model(x_ref)
+    contributions = torch.as_tensor(DeepLift(converter, x, x_ref=x_ref, dtype="double")
+                                    .get_result())  # fmt: skip
+    torch.testing.assert_close(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
+    assert contributions.abs().max() < 10 * delta.abs().max()  # bounded
+    inputs = x.clone().requires_grad_(True)
+    model(inputs)[:, output].sum().backward()
+    gradient = Gradient(converter, x, output_idx=[output], dtype="double").get_result()[..., 0]
+    torch.testing.assert_close(torch.as_tensor(gradient), inputs.grad)
+    return converter
+
+
 class _SqueezeExcitation(nn.Module):
     """EfficientNet's and MobileNetV3's block: a channel gate computed from the signal,
     times the signal (torchvision's ``SqueezeExcitation``, written here)."""
@@ -387,26 +409,13 @@ class _SqueezeExcitation(nn.Module):
 
 
 def test_a_gate_times_a_signal_sums_to_the_delta_and_conserves_relevance():
-    from attribution import LRP, ConnectionWeights, Gradient
+    from attribution import LRP, ConnectionWeights
 
-    model = _SqueezeExcitation().double()
-    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
-    assert "Multiply_Layer" in [node.layer.type_name for node in converter.model.nodes]
-    x, x_ref = torch.randn(3, 2, 5, 5, dtype=torch.float64), torch.randn(1, 2, 5, 5).double()
-    with torch.no_grad():
-        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
-        delta = model(x) - model(x_ref)
-    contributions = torch.as_tensor(DeepLift(converter, x, x_ref=x_ref, dtype="double")
-                                    .get_result())  # fmt: skip
-    torch.testing.assert_close(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
-    assert contributions.abs().max() < 10 * delta.abs().max()  # bounded
+    converter = _check_exact_block(_SqueezeExcitation().double(), {"Multiply_Layer"}, 0)
+    x = torch.randn(3, 2, 5, 5, dtype=torch.float64)
     shap = DeepSHAP(converter, x, data_ref=torch.randn(6, 2, 5, 5).double(), dtype="double")
     torch.testing.assert_close(torch.as_tensor(shap.get_result()).sum((1, 2, 3)),
                                shap.decomp_goal[0].double(), rtol=1e-9, atol=1e-12)  # fmt: skip
-    inputs = x.clone().requires_grad_(True)
-    model(inputs)[:, 0].sum().backward()
-    gradient = Gradient(converter, x, output_idx=[0], dtype="double").get_result()[..., 0]
-    torch.testing.assert_close(torch.as_tensor(gradient), inputs.grad)
     with pytest.raises(ValueError, match="no meaning through a product of two tensors"):
         ConnectionWeights(converter)
     # bias-free: the signal takes all relevance, the gate none, and it is conserved
@@ -457,23 +466,12 @@ class _ConvNeXtLike(nn.Module):
 
 
 def test_layer_and_group_norm_have_exact_deeplift_and_conserving_lrp():
-    from attribution import LRP, ConnectionWeights, Gradient
+    from attribution import LRP, ConnectionWeights
 
-    model = _ConvNeXtLike().double()
-    converter = Converter(model, input_dim=(2, 5, 5), dtype="double")
-    kinds = [node.layer.type_name for node in converter.model.nodes]
-    assert "LayerNorm_Layer" in kinds and "GroupNorm_Layer" in kinds
-    x, x_ref = torch.randn(3, 2, 5, 5, dtype=torch.float64), torch.randn(1, 2, 5, 5).double()
-    with torch.no_grad():
-        torch.testing.assert_close(converter.model_as("double").run([x]).outputs[0], model(x))
-        delta = model(x) - model(x_ref)
-    contributions = torch.as_tensor(DeepLift(converter, x, x_ref=x_ref, dtype="double")
-                                    .get_result())  # fmt: skip
-    torch.testing.assert_close(contributions.sum((1, 2, 3)), delta, rtol=1e-9, atol=1e-12)
-    inputs = x.clone().requires_grad_(True)
-    model(inputs)[:, 2].sum().backward()
-    gradient = Gradient(converter, x, output_idx=[2], dtype="double").get_result()[..., 0]
-    torch.testing.assert_close(torch.as_tensor(gradient), inputs.grad)
+    converter = _check_exact_block(
+        _ConvNeXtLike().double(), {"LayerNorm_Layer", "GroupNorm_Layer"}, 2
+    )
+    x = torch.randn(3, 2, 5, 5, dtype=torch.float64)
     with pytest.raises(ValueError, match="no meaning through GroupNorm_Layer"):
         ConnectionWeights(converter)
     # β = 0 and no biases: the LN rule conserves relevance
