@@ -877,3 +877,28 @@ def test_torchvisions_stochastic_depth_is_the_identity_in_eval(assert_same_forwa
     StochasticDepth.__qualname__ = "StochasticDepth"
     converter = assert_same_forward(seq(nn.Linear(3, 4), StochasticDepth(0.5)), (3,))
     assert kinds(converter) == ["Dense_Layer"]
+
+
+class FunctionalNorms(nn.Module):
+    """``F.layer_norm`` and ``F.group_norm`` with the module's own parameters."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.gamma, self.beta = nn.Parameter(torch.rand(4) + 0.5), nn.Parameter(torch.randn(4))
+        self.scale = nn.Parameter(torch.rand(4, 4) + 0.5)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.group_norm(self.conv(x), 2, self.gamma, self.beta)
+        return F.layer_norm(x, (4, 4), self.scale).flatten(1)
+
+
+def test_functional_layer_and_group_norm_convert(assert_same_forward, kinds):
+    converter = assert_same_forward(FunctionalNorms(), (2, 6, 6))
+    assert kinds(converter) == [
+        "Conv2D_Layer",
+        "GroupNorm_Layer",
+        "LayerNorm_Layer",
+        "Flatten_Layer",
+    ]
