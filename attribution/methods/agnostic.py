@@ -36,6 +36,8 @@ class Perturbation:
 
     inputs: Tensor  # (n, n_values) float64, every input layer joined
     references: Tensor  # (m, n_values)
+    outputs: Tensor  # (n, K): the model's selected outputs of the rows
+    goal: Tensor | None  # (n, K): outputs − mean output of the references, if asked for
     features: Features
     predict: Callable[[Tensor], Tensor]  # (b, n_values) -> (b, K), chunked
     generator: torch.Generator
@@ -104,28 +106,30 @@ class AgnosticMethod(AttributionResult):
         budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else check_int(
             memory_budget, "memory_budget"
         )  # fmt: skip
+        rows = max(1, budget // (8 * found.index.numel()))
+        predict = _chunked(model_view, found, selected, rows)
+        outputs, flat_references = predictions[:, selected], found.flatten(references)
+        goal = outputs - predict(flat_references).mean(0) if with_goal else None
         perturbation = Perturbation(
             inputs=found.flatten(inputs),
-            references=found.flatten(references),
+            references=flat_references,
+            outputs=outputs,
+            goal=goal,
             features=found,
-            predict=_chunked(model_view, found, selected, budget),
+            predict=predict,
             generator=torch.Generator().manual_seed(
                 seed if seed is not None else int(torch.randint(2**62, ()))
             ),
             progress=Progress(f"{self.method_name}", verbose, progress_callback),
-            rows_per_call=max(1, budget // (8 * found.index.numel())),
+            rows_per_call=rows,
         )
         attribution = estimate(perturbation)
-        preds = predictions[:, selected].float()
-        goal = None
-        if with_goal:
-            goal = preds - perturbation.predict(perturbation.references).mean(0).float()
         super().__init__(
             method_name=self.method_name,
             value_name=self.value_name,
             result=to_data_layout([found.per_value(attribution.float())], channels_first),
-            preds=[preds],
-            decomp_goal=[goal],
+            preds=[outputs.float()],
+            decomp_goal=[None if goal is None else goal.float()],
             output_idx=[selected],
             input_names=names,
             output_names=labels,
@@ -160,11 +164,10 @@ def _plain(data: Any) -> Any:
 
 
 def _chunked(
-    model: Predictor, found: Features, selected: list[int], budget: int
+    model: Predictor, found: Features, selected: list[int], rows: int
 ) -> Callable[[Tensor], Tensor]:
-    """The predictions for the ``selected`` outputs of joined inputs, ``budget`` bytes of
-    inputs per model call."""
-    rows = max(1, budget // (8 * found.index.numel()))
+    """The predictions for the ``selected`` outputs of joined inputs, ``rows`` of them per
+    model call."""
 
     def predict(values: Tensor) -> Tensor:
         parts = [

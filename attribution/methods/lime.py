@@ -143,7 +143,6 @@ def binned_weights(p: Perturbation, n_permutations: int, n_bins: int, ridge: flo
     rows = max(1, p.rows_per_call // (n_permutations * 4))
     p.progress.start(1 + -(-len(p.inputs) // rows))
     sample_predictions = p.predict(torch.from_numpy(samples))
-    row_predictions = p.predict(p.inputs)
     p.progress.step()
     perturbed = torch.from_numpy(samples)
     low, high = perturbed.min(0).values, perturbed.max(0).values
@@ -160,7 +159,7 @@ def binned_weights(p: Perturbation, n_permutations: int, n_bins: int, ridge: flo
         weights = torch.cat([torch.ones(len(x), 1, dtype=torch.float64), 1 - distance], 1)
         targets = torch.cat(
             [
-                row_predictions[start : start + rows, None],
+                p.outputs[start : start + rows, None],
                 sample_predictions.expand(len(x), -1, -1),
             ],
             dim=1,

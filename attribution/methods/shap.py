@@ -113,8 +113,7 @@ def estimate_shapley(p: Perturbation, nsim: int, adjust: bool) -> Tensor:
         p.progress.step()
     values = samples.mean(0)
     if adjust:
-        goal = p.predict(p.inputs) - p.predict(p.references).mean(0)
-        gap = goal - values.sum(1)
+        gap = p.goal - values.sum(1)
         variance = samples.var(0)
         total = variance.sum(1, keepdim=True)
         share = torch.where(total > 0, variance / total.clamp_min(1e-300), 1.0 / groups)
