@@ -158,9 +158,8 @@ def parameter_default(method: str, name: str) -> Any:
     """The default of ``method``'s parameter ``name``: the engine's (innsight's), but 0 for
     ``seed`` (the engine's None draws from torch's global generator; the page's requests
     are reproducible), and the page's own for the parameters only it has."""
-    if name == "seed" or name not in catalogue.parameters(method):
-        return PARAMETERS[name].default
-    return catalogue.parameters(method)[name]
+    engine = catalogue.parameters(method)
+    return PARAMETERS[name].default if name == "seed" or name not in engine else engine[name]
 
 
 def parameter_problem(method: str, name: str, value: Any) -> str | None:

@@ -20,8 +20,8 @@ from attribution.result import AttributionResult
 
 Needs = Literal["graph", "gradients", "predictions"]
 """What a method needs of a model: the converted layer graph (the rule-based methods), its
-gradients (a converted graph or any differentiable torch module, through the ``torch_*``
-functions), or only its predictions (LIME and SHAP: any model)."""
+gradients (a converted graph or any differentiable torch module: the gradient family), or
+only its predictions (LIME and SHAP: any model)."""
 
 Run = Callable[[list[Tensor]], tuple[list[Tensor], list[Tensor]]]
 """Maps inputs to (differentiated outputs, activated outputs), one tensor per output layer."""
@@ -88,9 +88,9 @@ class ModelView:
             out = call(inputs)
             if not isinstance(out, Tensor):
                 raise TypeError(
-                    f"{type(model).__name__} returns {type(out).__name__}; the torch_* "
-                    "functions explain models that return one tensor. Use Converter for "
-                    "models with several outputs."
+                    f"{type(model).__name__} returns {type(out).__name__}; without "
+                    "conversion, models are explained that return one tensor. Use Converter "
+                    "for models with several outputs."
                 )
             out = out.reshape(len(out), -1)
             return [out], [out]

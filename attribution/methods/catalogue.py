@@ -8,6 +8,9 @@ class (declaring ``method_name``, ``needs`` and ``goal``) plus one entry here.
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
+from functools import cache
+from types import MappingProxyType
 from typing import Any
 
 from attribution.methods.connection_weights import ConnectionWeights
@@ -46,11 +49,12 @@ def applicable(converted: bool, differentiable: bool) -> list[str]:
     return [name for name, cls in METHODS.items() if offered[cls.needs]]
 
 
-def parameters(name: str) -> dict[str, Any]:
-    """The method's own parameters and their defaults, read from its signature."""
+@cache
+def parameters(name: str) -> Mapping[str, Any]:
+    """The method's own parameters and their defaults, read from its signature (once)."""
     signature = inspect.signature(method(name).__init__)
-    return {
+    return MappingProxyType({
         key: p.default
         for key, p in signature.parameters.items()
         if key not in _NOT_PARAMETERS and p.kind is not p.VAR_KEYWORD
-    }
+    })  # fmt: skip
