@@ -85,7 +85,7 @@ class ProductLayer(Layer):
         if sizes[0] == sizes[1]:
             return [R / 2, R / 2]
         signal = sizes.index(max(sizes))
-        shares = [R, torch.zeros_like(_reduced(R, values.in_shapes[1 - signal]))]
+        shares = [R, R.new_zeros(*R.shape[:2], *values.in_shapes[1 - signal])]
         return shares if signal == 0 else shares[::-1]
 
     def deeplift(self, values, reference, m_out, m_pre, rule_name, winner_takes_all, stab):
