@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -67,7 +68,7 @@ class _Dashboard(Dash):
     serialising the page's components took most of a page load's server time, and under a
     classroom's load that time is what every visitor waits for, many times over."""
 
-    new_session: callable
+    new_session: Callable[[], str]
 
     @cached_property
     def _layout_json(self) -> str:
