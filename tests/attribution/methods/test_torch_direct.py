@@ -115,7 +115,7 @@ def test_the_model_keeps_its_precision_and_mode(rnn):
 
 
 def test_models_returning_several_tensors_are_refused(two_model):
-    with pytest.raises(TypeError, match="without conversion, models are explained that return one tensor"):
+    with pytest.raises(TypeError, match="models are explained that return one tensor"):
         torch_grad(two_model, [torch.randn(2, 2, 6, 6), torch.randn(2, 4)])
 
 
